@@ -1,0 +1,150 @@
+"""The composition root: `create_app(settings)` builds the one ASGI app and everything under it.
+
+Backends are chosen here by setting (store URL, runtime name) and nowhere else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import uvicorn
+from starlette.applications import Starlette
+
+from opensage.control.logs import LogService
+from opensage.control.tags import TagService
+from opensage.control.training import TrainingService
+from opensage.control.training_runner import RunnerConfig, TrainingScheduler
+from opensage.errors import ValidationError
+from opensage.runtime import runtime_for
+from opensage.server.app import build_asgi
+from opensage.server.awsjson import JsonService
+from opensage.server.s3 import S3Api
+from opensage.settings import Settings
+from opensage.storage import LocalObjectStorage
+from opensage.store import Store
+
+
+def create_app(settings: Settings) -> Starlette:
+    store = Store.from_url(settings.database_url)
+    storage = LocalObjectStorage(settings.storage_root)
+    runtime = runtime_for(settings.resolved_runtime())
+    scheduler = TrainingScheduler(
+        store,
+        storage,
+        runtime,
+        RunnerConfig(
+            jobs_root=settings.jobs_root,
+            region=settings.region,
+            stop_grace_seconds=settings.stop_grace_seconds,
+            poll_interval_seconds=settings.poll_interval_seconds,
+            container_env={
+                "S3_ENDPOINT_URL": settings.endpoint_url,
+                "AWS_ENDPOINT_URL_S3": settings.endpoint_url,
+                **settings.extra_env,
+            },
+        ),
+    )
+    training = TrainingService(store, settings.region, settings.account_id, scheduler.launch)
+    tags = TagService(store)
+    logs = LogService(
+        store,
+        lambda job: scheduler.job_dir(job) / "run" / "output.log",
+        settings.region,
+        settings.account_id,
+    )
+    sagemaker = JsonService.from_botocore(
+        "sagemaker",
+        {
+            "CreateTrainingJob": training.create,
+            "DescribeTrainingJob": training.describe,
+            "ListTrainingJobs": training.list,
+            "StopTrainingJob": training.stop,
+            "AddTags": tags.add,
+            "ListTags": tags.list,
+            "DeleteTags": tags.delete,
+        },
+    )
+    cloudwatch_logs = JsonService.from_botocore(
+        "logs",
+        {
+            "DescribeLogStreams": logs.describe_log_streams,
+            "GetLogEvents": logs.get_log_events,
+        },
+    )
+
+    def startup() -> None:
+        settings.home.mkdir(parents=True, exist_ok=True)
+        settings.storage_root.mkdir(parents=True, exist_ok=True)
+        store.migrate()
+        scheduler.reconcile()
+
+    def shutdown() -> None:
+        scheduler.shutdown()
+        store.close()
+
+    app = build_asgi([sagemaker, cloudwatch_logs], S3Api(storage), startup, shutdown)
+    app.state.settings = settings
+    return app
+
+
+def check_bind(settings: Settings) -> None:
+    """Without request signing, opensage must not be reachable from other machines."""
+    if not settings.is_loopback() and not settings.auth_configured:
+        raise ValidationError(
+            f"Refusing to listen on {settings.host}: it is not a loopback address and request "
+            "authentication is not configured (it is not available yet). Use 127.0.0.1."
+        )
+
+
+def serve(settings: Settings) -> None:
+    check_bind(settings)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+class EmbeddedServer:
+    """The real server on a background thread, for the SDK without an endpoint, and for tests."""
+
+    def __init__(self, settings: Settings) -> None:
+        check_bind(settings)
+        self.settings = settings
+        config = uvicorn.Config(
+            create_app(settings), host=settings.host, port=settings.port, log_level="warning"
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name="opensage", daemon=True)
+
+    @property
+    def endpoint_url(self) -> str:
+        return self.settings.endpoint_url
+
+    def start(self, timeout: float = 30.0) -> EmbeddedServer:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the embedded opensage server did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(30)
+
+
+@contextlib.contextmanager
+def running(settings: Settings) -> Iterator[EmbeddedServer]:
+    server = EmbeddedServer(settings).start()
+    try:
+        yield server
+    finally:
+        server.stop()

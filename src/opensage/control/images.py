@@ -1,0 +1,84 @@
+"""Which program a training image URI names.
+
+Built-in algorithms and framework images are recognised by repository name alone (users copy
+URIs across regions and accounts), as the SageMaker SDK's `image_uris` lays them out:
+`<account>.dkr.ecr.<region>.amazonaws.com[.cn]/<repository>:<tag>`, or a short
+`<repository>:<tag>` / `opensage/<name>:<tag>`.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass, field
+
+from opensage.algorithms.xgboost.metrics import metric_definitions as xgboost_metrics
+from opensage.errors import ValidationError
+
+_ECR = re.compile(
+    r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(\.cn)?/"
+    r"(?P<repo>[a-z0-9._/-]+?)(:(?P<tag>[A-Za-z0-9._-]+))?(@sha256:[0-9a-f]{64})?$"
+)
+_SHORT = re.compile(r"^(?P<repo>[a-z0-9._/-]+?)(:(?P<tag>[A-Za-z0-9._-]+))?$")
+
+# Framework images whose container runs the training toolkit (script mode).
+FRAMEWORK_REPOSITORIES = {
+    "sagemaker-scikit-learn",
+    "sagemaker-xgboost",
+    "pytorch-training",
+    "sagemaker-pytorch",
+    "tensorflow-training",
+    "huggingface-pytorch-training",
+    "opensage/python",
+    "python",
+}
+TOOLKIT = [sys.executable, "-m", "opensage.toolkit", "train"]
+
+
+@dataclass(frozen=True)
+class Program:
+    """What runs in the job, and the metric definitions that come with it."""
+
+    command: list[str]
+    metric_definitions: list[dict[str, str]] = field(default_factory=list)
+    algorithm: str | None = None
+
+
+def repository(image: str) -> str:
+    match = _ECR.match(image) or _SHORT.match(image)
+    if not match:
+        raise ValidationError(f"Invalid TrainingImage '{image}'")
+    return match.group("repo")
+
+
+def resolve(
+    image: str,
+    hyperparameters: dict[str, str],
+    entrypoint: list[str] | None = None,
+    arguments: list[str] | None = None,
+) -> Program:
+    """The program for an image; `ValidationException` when opensage cannot run it."""
+    repo = repository(image)
+    script_mode = "sagemaker_program" in hyperparameters or "SAGEMAKER_PROGRAM" in hyperparameters
+    if repo in ("opensage/python", "python") and entrypoint:
+        return Program([*entrypoint, *(arguments or [])])
+    if entrypoint or arguments:
+        raise ValidationError(
+            "ContainerEntrypoint and ContainerArguments are supported only with the "
+            "opensage/python image for now"
+        )
+    if repo in ("sagemaker-xgboost", "xgboost") and not script_mode:
+        command = [sys.executable, "-m", "opensage.algorithms.xgboost", "train"]
+        return Program(command, xgboost_metrics(), algorithm="xgboost")
+    if repo in FRAMEWORK_REPOSITORIES:
+        if not script_mode:
+            raise ValidationError(
+                f"Image '{image}' is a framework image: set the hyperparameters "
+                "sagemaker_program and sagemaker_submit_directory (script mode)"
+            )
+        return Program(list(TOOLKIT))
+    raise ValidationError(
+        f"Image '{image}' is not an algorithm or framework image opensage can run "
+        f"(repository '{repo}'); built-in: xgboost, sagemaker-xgboost; script mode: "
+        f"{', '.join(sorted(FRAMEWORK_REPOSITORIES))}"
+    )

@@ -1,0 +1,389 @@
+"""The training job supervisor: stage → run → watch → collect, resumable after a restart.
+
+Every step is derived from what is stored (the job's SecondaryStatus) and what is on disk (the
+shim's files), so a supervisor started by `reconcile` after a server restart continues where the
+last one stopped: it re-stages a job that was downloading, re-attaches to a program whose shim
+still runs, collects one that finished meanwhile, and fails one whose program vanished.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from opensage.control import images, lifecycle
+from opensage.control.lifecycle import Primary, Secondary
+from opensage.control.metrics import MetricDefinition, compile_definitions, extract
+from opensage.control.staging import (
+    StagingError,
+    download_channel,
+    download_code,
+    download_prefix,
+    sync_up,
+    upload_artifacts,
+)
+from opensage.contract import FAILURE_REASON_LIMIT, MLPaths
+from opensage.runtime import ContainerSpec, RunHandle, Runtime, build_job_tree
+from opensage.runtime.base import start
+from opensage.storage import ObjectStorage, S3Uri
+from opensage.store import MetricPoint, Resource, Store
+
+log = logging.getLogger(__name__)
+KIND = "TrainingJob"
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    jobs_root: Path
+    region: str
+    stop_grace_seconds: float
+    poll_interval_seconds: float
+    container_env: dict[str, str]
+
+
+class TrainingScheduler:
+    """Owns one supervisor thread per active job."""
+
+    def __init__(
+        self, store: Store, storage: ObjectStorage, runtime: Runtime, config: RunnerConfig
+    ) -> None:
+        self.store = store
+        self.storage = storage
+        self.runtime = runtime
+        self.config = config
+        self._shutdown = threading.Event()
+        self._threads: dict[str, threading.Thread] = {}
+        self._lock = threading.Lock()
+
+    def launch(self, name: str) -> None:
+        with self._lock:
+            if self._shutdown.is_set() or (
+                name in self._threads and self._threads[name].is_alive()
+            ):
+                return
+            supervisor = JobSupervisor(self, name)
+            thread = threading.Thread(target=supervisor.run, name=f"job-{name}", daemon=True)
+            self._threads[name] = thread
+            thread.start()
+
+    def reconcile(self) -> None:
+        """Resume every job a previous server left in flight."""
+        for job in self.store.in_statuses(KIND, lifecycle.ACTIVE_PRIMARY):
+            self.launch(job.name)
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Stop supervising; the programs keep running and are re-attached on restart."""
+        self._shutdown.set()
+        for thread in list(self._threads.values()):
+            thread.join(timeout)
+
+    def job_dir(self, name: str) -> Path:
+        return self.config.jobs_root / name
+
+
+class JobSupervisor:
+    def __init__(self, scheduler: TrainingScheduler, name: str) -> None:
+        self.s = scheduler
+        self.name = name
+        self.root = scheduler.job_dir(name)
+        self.paths = MLPaths(self.root / "algo-1")
+        self.handle = RunHandle(self.root / "run")
+
+    # persistence helpers ---------------------------------------------------------------------
+
+    def _job(self) -> Resource:
+        job = self.s.store.get(KIND, self.name)
+        assert job is not None
+        return job
+
+    def _update(
+        self,
+        change: Callable[[dict[str, Any]], None] | None = None,
+        to: Secondary | None = None,
+        message: str | None = None,
+        points: list[MetricPoint] | None = None,
+    ) -> Resource:
+        def apply(job: Resource) -> Resource:
+            now = time.time()
+            if change is not None:
+                change(job.state)
+            if to is not None:
+                job.status = lifecycle.advance(job.state, to, now, message)
+            job.updated_at = now
+            return job
+
+        updated = self.s.store.mutate(KIND, self.name, apply, points)
+        assert updated is not None
+        return updated
+
+    # the run ---------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        try:
+            self._run()
+        except Exception as exc:  # a supervisor bug must still end the job with a reason
+            log.exception("supervisor for %s failed", self.name)
+            self._fail(f"InternalServerError: opensage could not supervise the job: {exc}")
+
+    def _run(self) -> None:
+        job = self._job()
+        secondary = Secondary(job.state["SecondaryStatus"])
+        if secondary in (Secondary.STARTING, Secondary.DOWNLOADING):
+            if job.state.get("StopRequested"):
+                self._finish_without_run(job)
+                return
+            if not self._stage(job):
+                return
+            secondary = Secondary.TRAINING
+        if secondary in (Secondary.TRAINING, Secondary.STOPPING) and not self._watch():
+            return  # server shutting down: the program runs on, a restart re-attaches
+        self._collect()
+
+    def _finish_without_run(self, job: Resource) -> None:
+        if job.state["SecondaryStatus"] != Secondary.STOPPING:
+            self._update(to=Secondary.STOPPING)
+        self._update(to=Secondary.STOPPED)
+
+    def _stage(self, job: Resource) -> bool:
+        if job.state["SecondaryStatus"] == Secondary.STARTING:
+            self._update(to=Secondary.DOWNLOADING)
+        request = job.request
+        try:
+            self._build_tree(request)
+        except StagingError as exc:
+            self._fail(exc.message)
+            return False
+        if self.s._shutdown.is_set():
+            return False
+        now = time.time()
+        stream = f"{self.name}/algo-1-{int(now)}"
+
+        def started(state: dict[str, Any]) -> None:
+            state["TrainingStartTime"] = now
+            state["LogStream"] = stream
+
+        job = self._update(started, to=Secondary.TRAINING)
+        if job.state.get("StopRequested"):
+            return True  # the watcher sees the request and ends the job as Stopped
+        self._start_program(request)
+        return True
+
+    def _build_tree(self, request: dict[str, Any]) -> None:
+        if self.root.exists():
+            shutil.rmtree(self.root)
+        spec = request["AlgorithmSpecification"]
+        hyperparameters: dict[str, str] = request.get("HyperParameters", {})
+        channels = request.get("InputDataConfig", [])
+        input_config: dict[str, dict[str, str]] = {}
+        for channel in channels:
+            entry = {
+                "TrainingInputMode": channel.get("InputMode") or spec["TrainingInputMode"],
+                "S3DistributionType": channel["DataSource"]["S3DataSource"].get(
+                    "S3DataDistributionType", "FullyReplicated"
+                ),
+                "RecordWrapperType": channel.get("RecordWrapperType", "None"),
+            }
+            if "ContentType" in channel:
+                entry = {"ContentType": channel["ContentType"], **entry}
+            input_config[channel["ChannelName"]] = entry
+        resource = request["ResourceConfig"]
+        build_job_tree(
+            self.paths.base,
+            hyperparameters,
+            {
+                "current_host": "algo-1",
+                "current_instance_type": resource["InstanceType"],
+                "current_group_name": "homogeneousCluster",
+                "hosts": ["algo-1"],
+                "instance_groups": [
+                    {
+                        "instance_group_name": "homogeneousCluster",
+                        "instance_type": resource["InstanceType"],
+                        "hosts": ["algo-1"],
+                    }
+                ],
+                "network_interface_name": "eth0",
+            },
+            input_config,
+        )
+        for channel in channels:
+            folder = self.paths.channel(channel["ChannelName"])
+            folder.mkdir(parents=True, exist_ok=True)
+            download_channel(self.s.storage, channel["DataSource"]["S3DataSource"], folder)
+        submit = _decoded(hyperparameters.get("sagemaker_submit_directory"))
+        if isinstance(submit, str) and submit.startswith("s3://"):
+            download_code(self.s.storage, submit, self.paths.code)
+        if "CheckpointConfig" in request:
+            prefix = S3Uri.parse(request["CheckpointConfig"]["S3Uri"])
+            download_prefix(self.s.storage, prefix, self.paths.checkpoints)
+
+    def _start_program(self, request: dict[str, Any]) -> None:
+        spec = request["AlgorithmSpecification"]
+        program = images.resolve(
+            spec["TrainingImage"],
+            request.get("HyperParameters", {}),
+            spec.get("ContainerEntrypoint"),
+            spec.get("ContainerArguments"),
+        )
+        job = self._job()
+        env = {
+            **self.s.config.container_env,
+            "AWS_REGION": self.s.config.region,
+            "AWS_DEFAULT_REGION": self.s.config.region,
+            "TRAINING_JOB_NAME": self.name,
+            "TRAINING_JOB_ARN": job.arn,
+            "PYTHONUNBUFFERED": "1",
+            **request.get("Environment", {}),
+        }
+        container = ContainerSpec(
+            job_dir=self.paths.base,
+            run_dir=self.handle.run_dir,
+            command=program.command,
+            env=env,
+            network_isolation=bool(request.get("EnableNetworkIsolation")),
+        )
+        self.handle = start(self.s.runtime, container)
+
+    # watching --------------------------------------------------------------------------------
+
+    def _definitions(self, request: dict[str, Any]) -> list[MetricDefinition]:
+        spec = request["AlgorithmSpecification"]
+        program = images.resolve(
+            spec["TrainingImage"],
+            request.get("HyperParameters", {}),
+            spec.get("ContainerEntrypoint"),
+            spec.get("ContainerArguments"),
+        )
+        return compile_definitions(
+            [*program.metric_definitions, *spec.get("MetricDefinitions", [])]
+        )
+
+    def _watch(self) -> bool:
+        """Follow the program to its end; False if the server shuts down first."""
+        job = self._job()
+        definitions = self._definitions(job.request)
+        max_runtime = job.request["StoppingCondition"]["MaxRuntimeInSeconds"]
+        terminated_at: float | None = None
+        if not (self.handle.run_dir / "shim.pid").exists():
+            if job.state.get("StopRequested") or job.state.get("MaxRuntimeExceeded"):
+                return True  # stopped before the program was started
+            self._start_program(job.request)
+        while True:
+            finished = self.handle.exit_code() is not None
+            self._read_log(definitions)
+            if finished:
+                return True
+            if not self.handle.shim_alive() and self.handle.exit_code() is None:
+                self._update(lambda s: s.update(ProgramLost=True))
+                return True
+            if self.s._shutdown.wait(self.s.config.poll_interval_seconds):
+                return False
+            job = self._job()
+            now = time.time()
+            start_time = job.state.get("TrainingStartTime", now)
+            if not job.state.get("StopRequested") and now - start_time > max_runtime:
+                job = self._update(
+                    lambda s: s.update(StopRequested=True, MaxRuntimeExceeded=True),
+                    to=Secondary.STOPPING,
+                )
+            if job.state.get("StopRequested"):
+                if terminated_at is None:
+                    terminated_at = now
+                    self.handle.terminate()
+                elif now - terminated_at > self.s.config.stop_grace_seconds:
+                    self.handle.kill()
+
+    def _read_log(self, definitions: list[MetricDefinition]) -> None:
+        path = self.handle.log_path
+        if not path.exists():
+            return
+        offset = int(self._job().state.get("LogOffset", 0))
+        with path.open("rb") as f:
+            f.seek(offset)
+            data = f.read()
+        end = data.rfind(b"\n") + 1
+        if end == 0:
+            return
+        points: list[MetricPoint] = []
+        for raw in data[:end].decode("utf-8", errors="replace").splitlines():
+            stamp, _, line = raw.partition(" ")
+            timestamp = int(stamp) / 1000 if stamp.isdigit() else time.time()
+            points.extend(extract(definitions, line, timestamp))
+        self._update(lambda s: s.update(LogOffset=offset + end), points=points)
+
+    # collecting ------------------------------------------------------------------------------
+
+    def _collect(self) -> None:
+        job = self._job()
+        state = job.state
+        code = self.handle.exit_code()
+        failure = self._failure_reason(code, state)
+        if state.get("MaxRuntimeExceeded"):
+            ending = Secondary.MAX_RUNTIME_EXCEEDED
+        elif state.get("StopRequested"):
+            ending = Secondary.STOPPED
+        elif failure is not None:
+            ending = Secondary.FAILED
+        else:
+            ending = Secondary.COMPLETED
+        if ending is not Secondary.FAILED and state["SecondaryStatus"] != Secondary.UPLOADING:
+            self._update(to=Secondary.UPLOADING)
+        if (self.handle.run_dir / "shim.pid").exists():
+            output = S3Uri.parse(job.request["OutputDataConfig"]["S3OutputPath"])
+            upload_artifacts(
+                self.s.storage, self.paths, output.join(self.name, "output"), self.root
+            )
+            if "CheckpointConfig" in job.request:
+                prefix = S3Uri.parse(job.request["CheckpointConfig"]["S3Uri"])
+                sync_up(self.s.storage, self.paths.checkpoints, prefix)
+
+        def finish(s: dict[str, Any]) -> None:
+            s["TrainingEndTime"] = time.time()
+            if ending is Secondary.FAILED:
+                s["FailureReason"] = failure
+
+        self._update(finish, to=ending)
+
+    def _failure_reason(self, code: int | None, state: dict[str, Any]) -> str | None:
+        if state.get("ProgramLost"):
+            return (
+                "InternalServerError: the training program ended while the opensage server was "
+                "down and left no exit status"
+            )
+        text = ""
+        if self.paths.failure_file.exists():
+            text = self.paths.failure_file.read_text(encoding="utf-8", errors="replace").strip()
+        if code == 0 and not text:
+            return None
+        if not text:
+            return f"AlgorithmError: , exit code: {code}"
+        if not text.startswith(("ClientError", "AlgorithmError")):
+            text = f"AlgorithmError: {text}"
+        return text[:FAILURE_REASON_LIMIT]
+
+    def _fail(self, reason: str) -> None:
+        job = self.s.store.get(KIND, self.name)
+        if job is None or job.status not in (Primary.IN_PROGRESS, Primary.STOPPING):
+            return
+
+        def failed(s: dict[str, Any]) -> None:
+            s["FailureReason"] = reason[:FAILURE_REASON_LIMIT]
+            s["TrainingEndTime"] = time.time()
+
+        self._update(failed, to=Secondary.FAILED)
+
+
+def _decoded(value: str | None) -> Any:
+    if value is None:
+        return None
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value

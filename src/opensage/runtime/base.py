@@ -1,0 +1,109 @@
+"""The runtime port: start a container program under the shim, or re-attach to one."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from opensage.errors import ValidationError
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """One host of a job: the program, its `/opt/ml` tree on the host, and its environment."""
+
+    job_dir: Path
+    run_dir: Path
+    command: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    network_isolation: bool = False
+
+
+class Runtime(Protocol):
+    name: str
+
+    def wrap(self, spec: ContainerSpec) -> tuple[list[str], dict[str, str]]:
+        """The argv and environment that run `spec.command` under this runtime."""
+        ...
+
+
+class RunHandle:
+    """A running (or finished) program, known only through the shim's files and its pids."""
+
+    def __init__(self, run_dir: Path, process: subprocess.Popen[bytes] | None = None) -> None:
+        self.run_dir = run_dir
+        self._process = process  # only when this server started the shim: reaped on poll
+
+    @property
+    def log_path(self) -> Path:
+        return self.run_dir / "output.log"
+
+    def exit_code(self) -> int | None:
+        if self._process is not None:
+            self._process.poll()
+        path = self.run_dir / "exit_code"
+        return int(path.read_text()) if path.exists() else None
+
+    def _pid(self, name: str) -> int | None:
+        path = self.run_dir / name
+        return int(path.read_text()) if path.exists() else None
+
+    def shim_alive(self) -> bool:
+        pid = self._pid("shim.pid")
+        if pid is None:
+            return False
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except OSError:
+            return False
+        # A recycled pid belongs to another program: check it is still our shim for this job.
+        return b"opensage.runtime.shim" in cmdline and str(self.run_dir).encode() in cmdline
+
+    def signal(self, sig: signal.Signals) -> None:
+        pid = self._pid("child.pid")
+        if pid is None:
+            return
+        try:
+            os.killpg(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def terminate(self) -> None:
+        self.signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.signal(signal.SIGKILL)
+
+
+def start(runtime: Runtime, spec: ContainerSpec) -> RunHandle:
+    """Launch the shim detached from this process, so the job survives a server restart."""
+    spec.run_dir.mkdir(parents=True, exist_ok=True)
+    argv, env = runtime.wrap(spec)
+    with (spec.run_dir / "shim.err").open("wb") as shim_err:
+        shim = subprocess.Popen(
+            [sys.executable, "-m", "opensage.runtime.shim", str(spec.run_dir), "--", *argv],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=shim_err,
+            env=env,
+            start_new_session=True,
+        )
+    (spec.run_dir / "shim.pid").write_text(str(shim.pid))
+    return RunHandle(spec.run_dir, shim)
+
+
+def runtime_for(name: str) -> Runtime:
+    """The composition root picks a runtime by name; nothing else branches on it."""
+    from opensage.runtime.process import ProcessRuntime
+    from opensage.runtime.sandbox import SandboxRuntime
+
+    runtimes: dict[str, Runtime] = {"process": ProcessRuntime(), "sandbox": SandboxRuntime()}
+    if name not in runtimes:
+        raise ValidationError(f"Unknown runtime '{name}': choose one of {sorted(runtimes)}")
+    return runtimes[name]

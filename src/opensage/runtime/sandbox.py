@@ -1,0 +1,50 @@
+"""The `sandbox` runtime: bubblewrap, with the job folder bind-mounted at the real `/opt/ml`.
+
+The host's root is mounted read-only (so the program finds the same Python and packages), `/tmp`
+is private, and `--unshare-net` gives `EnableNetworkIsolation` its meaning: the program has only
+its own loopback and cannot reach the host's. When `/opt/ml` does not exist on the host, `/opt`
+is rebuilt as a tmpfs with the host's entries bound back, so the mount point can be created.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from opensage.contract import BASE_DIR_ENV, DEFAULT_BASE_DIR
+from opensage.runtime.base import ContainerSpec
+
+
+class SandboxRuntime:
+    name = "sandbox"
+
+    def wrap(self, spec: ContainerSpec) -> tuple[list[str], dict[str, str]]:
+        bwrap = shutil.which("bwrap") or "bwrap"
+        argv = [
+            bwrap,
+            "--ro-bind", "/", "/",
+            "--dev", "/dev",
+            "--proc", "/proc",
+            "--tmpfs", "/tmp",
+            *_opt_mounts(Path(DEFAULT_BASE_DIR)),
+            "--bind", str(spec.job_dir), DEFAULT_BASE_DIR,
+            "--unshare-pid",
+            "--die-with-parent",
+            "--chdir", DEFAULT_BASE_DIR,
+        ]  # fmt: skip
+        if spec.network_isolation:
+            argv.append("--unshare-net")
+        env = {k: v for k, v in os.environ.items() if k != BASE_DIR_ENV}
+        env.update(spec.env)
+        return [*argv, "--", *spec.command], env
+
+
+def _opt_mounts(target: Path) -> list[str]:
+    parent = target.parent
+    if target.exists() or not parent.exists():
+        return []
+    mounts = ["--tmpfs", str(parent)]
+    for entry in sorted(parent.iterdir()):
+        mounts += ["--ro-bind", str(entry), str(entry)]
+    return mounts

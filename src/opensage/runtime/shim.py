@@ -1,0 +1,71 @@
+"""The job shim: `python -m opensage.runtime.shim RUN_DIR -- ARGV...`.
+
+Started detached from the server (its own session), it runs ARGV in a new process group and
+writes, under RUN_DIR: `child.pid`, `output.log` (one `<epoch-ms> <line>` per output line, control
+characters rendered as `#ooo` the way CloudWatch shows SageMaker logs, so a tab reads `#011`),
+and finally `exit_code`. Because all of that lives in files, the server can die and re-attach.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")
+
+
+def escape_control(text: str) -> str:
+    r"""Render control characters as rsyslog does: `\t` → `#011`."""
+    return _CONTROL.sub(lambda m: f"#{ord(m.group()):03o}", text)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def run(run_dir: Path, argv: list[str]) -> int:
+    log_path = run_dir / "output.log"
+    try:
+        child = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        with log_path.open("a", encoding="utf-8") as log:
+            log.write(f"{int(time.time() * 1000)} {escape_control(str(exc))}\n")
+        write_atomic(run_dir / "exit_code", "127")
+        return 127
+    write_atomic(run_dir / "child.pid", str(child.pid))
+    # The server signals the child's process group directly; the shim itself ignores SIGTERM so
+    # that it keeps draining output until the child really exits.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    assert child.stdout is not None
+    with log_path.open("a", encoding="utf-8") as log:
+        for raw in child.stdout:
+            line = raw.decode("utf-8", errors="replace").rstrip("\n")
+            log.write(f"{int(time.time() * 1000)} {escape_control(line)}\n")
+            log.flush()
+    code = child.wait()
+    write_atomic(run_dir / "exit_code", str(code if code >= 0 else 128 - code))
+    return code
+
+
+def main() -> None:
+    args = sys.argv[1:]
+    if len(args) < 3 or args[1] != "--":
+        sys.exit("usage: python -m opensage.runtime.shim RUN_DIR -- ARGV...")
+    run(Path(args[0]), args[2:])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""Settings, read once at the edge (CLI, SDK, tests) and passed down as one object."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import shutil
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+DEFAULT_HOME = Path.home() / ".opensage"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the composition root needs to build an opensage server.
+
+    >>> s = Settings(home=Path("/tmp/os-home"))
+    >>> s.database_url
+    'sqlite:////tmp/os-home/opensage.db'
+    """
+
+    home: Path = DEFAULT_HOME
+    host: str = "127.0.0.1"
+    port: int = 8080
+    region: str = "us-east-1"
+    account_id: str = "123456789012"
+    database: str | None = None
+    runtime: str = "auto"  # auto | process | sandbox
+    auth_configured: bool = False
+    stop_grace_seconds: float = 120.0
+    poll_interval_seconds: float = 0.2
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        settings = cls(home=Path(env.get("OPENSAGE_HOME") or DEFAULT_HOME).expanduser())
+        overrides: dict[str, object] = {}
+        if "OPENSAGE_DATABASE_URL" in env:
+            overrides["database"] = env["OPENSAGE_DATABASE_URL"]
+        if "OPENSAGE_RUNTIME" in env:
+            overrides["runtime"] = env["OPENSAGE_RUNTIME"]
+        if "OPENSAGE_REGION" in env:
+            overrides["region"] = env["OPENSAGE_REGION"]
+        if "OPENSAGE_STOP_GRACE_SECONDS" in env:
+            overrides["stop_grace_seconds"] = float(env["OPENSAGE_STOP_GRACE_SECONDS"])
+        return replace(settings, **overrides)  # type: ignore[arg-type]
+
+    @property
+    def database_url(self) -> str:
+        return self.database or f"sqlite:///{self.home / 'opensage.db'}"
+
+    @property
+    def storage_root(self) -> Path:
+        return self.home / "storage"
+
+    @property
+    def jobs_root(self) -> Path:
+        return self.home / "jobs"
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def resolved_runtime(self) -> str:
+        """`auto` means the sandbox where bubblewrap is installed, the plain process otherwise."""
+        if self.runtime != "auto":
+            return self.runtime
+        return "sandbox" if shutil.which("bwrap") else "process"
+
+    def is_loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
