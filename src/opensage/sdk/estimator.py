@@ -1,0 +1,239 @@
+"""`Estimator`: a training job described once, run with `fit`, as in the SageMaker SDK.
+
+    >>> est = Estimator(image_uri="opensage/python:3", entry_point="train.py",
+    ...                 role="arn:aws:iam::123456789012:role/R", instance_count=1,
+    ...                 instance_type="ml.m5.large", hyperparameters={"epochs": 2})  # doctest: +SKIP
+    >>> est.fit({"train": "s3://bucket/train/"})                                   # doctest: +SKIP
+    >>> est.model_data                                                             # doctest: +SKIP
+    's3://sagemaker-us-east-1-123456789012/<job>/output/model.tar.gz'
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from opensage.sdk.logs import LogTailer
+from opensage.sdk.session import Session
+
+TERMINAL = {"Completed", "Failed", "Stopped"}
+DEFAULT_ROLE = "arn:aws:iam::123456789012:role/opensage"
+
+
+class UnexpectedStatusError(RuntimeError):
+    """The job ended in a status other than Completed (the SDK's UnexpectedStatusException)."""
+
+    def __init__(self, message: str, status: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class TrainingInput:
+    s3_data: str
+    distribution: str = "FullyReplicated"
+    content_type: str | None = None
+    s3_data_type: str = "S3Prefix"
+    input_mode: str | None = None
+
+    def channel(self, name: str) -> dict[str, Any]:
+        channel: dict[str, Any] = {
+            "ChannelName": name,
+            "DataSource": {
+                "S3DataSource": {
+                    "S3DataType": self.s3_data_type,
+                    "S3Uri": self.s3_data,
+                    "S3DataDistributionType": self.distribution,
+                }
+            },
+        }
+        if self.content_type:
+            channel["ContentType"] = self.content_type
+        if self.input_mode:
+            channel["InputMode"] = self.input_mode
+        return channel
+
+
+class Estimator:
+    def __init__(
+        self,
+        image_uri: str | None = None,
+        role: str = DEFAULT_ROLE,
+        instance_count: int = 1,
+        instance_type: str = "ml.m5.large",
+        hyperparameters: dict[str, Any] | None = None,
+        output_path: str | None = None,
+        entry_point: str | None = None,
+        source_dir: str | None = None,
+        sagemaker_session: Session | None = None,
+        max_run: int = 86400,
+        volume_size: int = 30,
+        input_mode: str = "File",
+        environment: dict[str, str] | None = None,
+        metric_definitions: list[dict[str, str]] | None = None,
+        base_job_name: str | None = None,
+        enable_network_isolation: bool = False,
+        checkpoint_s3_uri: str | None = None,
+        tags: list[dict[str, str]] | None = None,
+    ) -> None:
+        if image_uri is None and entry_point is None:
+            raise ValueError("Give image_uri, entry_point, or both")
+        self.image_uri = image_uri or "opensage/python:3"
+        self.role = role
+        self.instance_count = instance_count
+        self.instance_type = instance_type
+        self.hyperparameters = dict(hyperparameters or {})
+        self.output_path = output_path
+        self.entry_point = entry_point
+        self.source_dir = source_dir
+        self.sagemaker_session = sagemaker_session
+        self.max_run = max_run
+        self.volume_size = volume_size
+        self.input_mode = input_mode
+        self.environment = dict(environment or {})
+        self.metric_definitions = list(metric_definitions or [])
+        self.base_job_name = base_job_name
+        self.enable_network_isolation = enable_network_isolation
+        self.checkpoint_s3_uri = checkpoint_s3_uri
+        self.tags = list(tags or [])
+        self.latest_training_job: str | None = None
+
+    @property
+    def session(self) -> Session:
+        if self.sagemaker_session is None:
+            self.sagemaker_session = Session()
+        return self.sagemaker_session
+
+    def _job_name(self) -> str:
+        base = self.base_job_name or self.image_uri.rsplit("/", 1)[-1].split(":")[0]
+        base = "".join(c if c.isalnum() else "-" for c in base).strip("-")[:40] or "job"
+        stamp = datetime.now(UTC).strftime("%Y-%m-%d-%H-%M-%S-%f")[:-3]
+        return f"{base}-{stamp}"
+
+    def _hyperparameters(self, job_name: str, output: str) -> dict[str, str]:
+        if self.entry_point is None:
+            return {k: str(v) for k, v in self.hyperparameters.items()}
+        code_uri = self._upload_code(job_name, output)
+        script_hps = {
+            **self.hyperparameters,
+            "sagemaker_program": Path(self.entry_point).name,
+            "sagemaker_submit_directory": code_uri,
+            "sagemaker_container_log_level": 20,
+            "sagemaker_job_name": job_name,
+            "sagemaker_region": self.session.boto_region_name,
+        }
+        return {k: json.dumps(v) for k, v in script_hps.items()}
+
+    def _upload_code(self, job_name: str, output: str) -> str:
+        """Pack `source_dir` (or the entry point alone) as sourcedir.tar.gz next to the output."""
+        assert self.entry_point is not None
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+            if self.source_dir:
+                for path in sorted(Path(self.source_dir).iterdir()):
+                    tar.add(path, arcname=path.name)
+            else:
+                tar.add(self.entry_point, arcname=Path(self.entry_point).name)
+        bucket, _, prefix = output.removeprefix("s3://").partition("/")
+        key = "/".join(p for p in (prefix.strip("/"), job_name, "source", "sourcedir.tar.gz") if p)
+        self.session.s3_client.put_object(Bucket=bucket, Key=key, Body=buffer.getvalue())
+        return f"s3://{bucket}/{key}"
+
+    def fit(
+        self,
+        inputs: str | TrainingInput | dict[str, str | TrainingInput] | None = None,
+        wait: bool = True,
+        logs: bool = True,
+        job_name: str | None = None,
+    ) -> None:
+        name = job_name or self._job_name()
+        output = self.output_path or f"s3://{self.session.default_bucket()}"
+        request: dict[str, Any] = {
+            "TrainingJobName": name,
+            "RoleArn": self.role,
+            "AlgorithmSpecification": {
+                "TrainingImage": self.image_uri,
+                "TrainingInputMode": self.input_mode,
+            },
+            "HyperParameters": self._hyperparameters(name, output),
+            "OutputDataConfig": {"S3OutputPath": output},
+            "ResourceConfig": {
+                "InstanceType": self.instance_type,
+                "InstanceCount": self.instance_count,
+                "VolumeSizeInGB": self.volume_size,
+            },
+            "StoppingCondition": {"MaxRuntimeInSeconds": self.max_run},
+            "EnableNetworkIsolation": self.enable_network_isolation,
+        }
+        channels = _channels(inputs)
+        if channels:
+            request["InputDataConfig"] = channels
+        if self.metric_definitions:
+            request["AlgorithmSpecification"]["MetricDefinitions"] = self.metric_definitions
+        if self.environment:
+            request["Environment"] = self.environment
+        if self.checkpoint_s3_uri:
+            request["CheckpointConfig"] = {"S3Uri": self.checkpoint_s3_uri}
+        if self.tags:
+            request["Tags"] = self.tags
+        self.session.sagemaker_client.create_training_job(**request)
+        self.latest_training_job = name
+        if wait:
+            self.wait(logs=logs)
+
+    def describe(self) -> dict[str, Any]:
+        if self.latest_training_job is None:
+            raise ValueError("No training job yet: call fit() first")
+        client = self.session.sagemaker_client
+        return dict(client.describe_training_job(TrainingJobName=self.latest_training_job))
+
+    def wait(self, logs: bool = True, poll: float = 0.5) -> dict[str, Any]:
+        """Follow the job to its end, printing its logs; raise if it did not complete."""
+        assert self.latest_training_job is not None
+        tailer = LogTailer(self.session.logs_client, self.latest_training_job) if logs else None
+        last_message = None
+        while True:
+            desc = self.describe()
+            transitions = desc.get("SecondaryStatusTransitions", [])
+            message = transitions[-1].get("StatusMessage") if transitions else None
+            if message != last_message:
+                print(f"{desc['SecondaryStatus']} - {message}", flush=True)
+                last_message = message
+            if tailer:
+                tailer.flush()
+            if desc["TrainingJobStatus"] in TERMINAL:
+                if tailer:
+                    tailer.flush()
+                break
+            time.sleep(poll)
+        if desc["TrainingJobStatus"] != "Completed":
+            reason = desc.get("FailureReason", "(no reason given)")
+            raise UnexpectedStatusError(
+                f"Error for Training job {self.latest_training_job}: "
+                f"{desc['TrainingJobStatus']}. Reason: {reason}",
+                desc["TrainingJobStatus"],
+            )
+        return desc
+
+    @property
+    def model_data(self) -> str:
+        return str(self.describe()["ModelArtifacts"]["S3ModelArtifacts"])
+
+
+def _channels(
+    inputs: str | TrainingInput | dict[str, str | TrainingInput] | None,
+) -> list[dict[str, Any]]:
+    if inputs is None:
+        return []
+    if not isinstance(inputs, dict):
+        inputs = {"training": inputs}
+    return [
+        (value if isinstance(value, TrainingInput) else TrainingInput(value)).channel(name)
+        for name, value in inputs.items()
+    ]
