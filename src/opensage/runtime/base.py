@@ -44,26 +44,29 @@ class RunHandle:
         return self.run_dir / "output.log"
 
     def exit_code(self) -> int | None:
-        if self._process is not None:
-            self._process.poll()
         path = self.run_dir / "exit_code"
-        return int(path.read_text()) if path.exists() else None
+        if not path.exists():
+            return None
+        if self._process is not None:
+            self._process.wait(timeout=30)  # the shim exits right after writing the file
+        return int(path.read_text())
 
     def _pid(self, name: str) -> int | None:
         path = self.run_dir / name
         return int(path.read_text()) if path.exists() else None
 
     def shim_alive(self) -> bool:
+        """The shim still runs: its pid exists, is no zombie, and started when ours did.
+
+        The start time (not the command line, which reads empty while a process execs) tells
+        our shim from another process that got a recycled pid.
+        """
         pid = self._pid("shim.pid")
-        if pid is None:
+        started = self.run_dir / "shim.started"
+        if pid is None or not started.exists():
             return False
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmdline = f.read()
-        except OSError:
-            return False
-        # A recycled pid belongs to another program: check it is still our shim for this job.
-        return b"opensage.runtime.shim" in cmdline and str(self.run_dir).encode() in cmdline
+        stat = process_stat(pid)
+        return stat is not None and stat[0] != "Z" and stat[1] == started.read_text()
 
     def signal(self, sig: signal.Signals) -> None:
         pid = self._pid("child.pid")
@@ -94,8 +97,20 @@ def start(runtime: Runtime, spec: ContainerSpec) -> RunHandle:
             env=env,
             start_new_session=True,
         )
+    stat = process_stat(shim.pid)
+    (spec.run_dir / "shim.started").write_text(stat[1] if stat else "")
     (spec.run_dir / "shim.pid").write_text(str(shim.pid))
     return RunHandle(spec.run_dir, shim)
+
+
+def process_stat(pid: int) -> tuple[str, str] | None:
+    """(state letter, start time in clock ticks since boot) from /proc/<pid>/stat."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return fields[0], fields[19]
 
 
 def runtime_for(name: str) -> Runtime:

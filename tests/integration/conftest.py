@@ -1,0 +1,178 @@
+"""Integration fixtures: the real server (embedded on a thread, or a real process), real boto3."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from opensage.app import EmbeddedServer, free_port
+from opensage.settings import Settings
+
+ROLE = "arn:aws:iam::123456789012:role/opensage-test"
+PYTHON_IMAGE = "opensage/python:3"
+XGBOOST_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
+FINAL = {"Completed", "Failed", "Stopped"}
+
+
+@dataclass
+class Clients:
+    endpoint: str
+    sagemaker: Any
+    s3: Any
+    logs: Any
+
+
+def make_clients(endpoint: str) -> Clients:
+    def client(service: str) -> Any:
+        return boto3.client(
+            service,
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
+
+    return Clients(endpoint, client("sagemaker"), client("s3"), client("logs"))
+
+
+def settings_for(home: Path, runtime: str = "auto") -> Settings:
+    return Settings(
+        home=home,
+        port=free_port(),
+        runtime=runtime,
+        stop_grace_seconds=3,
+        poll_interval_seconds=0.05,
+    )
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clients]:
+    home = tmp_path_factory.mktemp("opensage-home")
+    embedded = EmbeddedServer(settings_for(home)).start()
+    clients = make_clients(embedded.endpoint_url)
+    clients.s3.create_bucket(Bucket="data")
+    yield clients
+    embedded.stop()
+
+
+def wait_for(
+    check: Callable[[], Any], timeout: float = 60.0, interval: float = 0.05, what: str = ""
+) -> Any:
+    """Poll `check` until it returns a truthy value (synchronisation with a deadline)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or check}")
+        time.sleep(interval)
+
+
+def wait_final(clients: Clients, name: str, timeout: float = 90.0) -> dict[str, Any]:
+    def final() -> dict[str, Any] | None:
+        desc = clients.sagemaker.describe_training_job(TrainingJobName=name)
+        return desc if desc["TrainingJobStatus"] in FINAL else None
+
+    return dict(wait_for(final, timeout, what=f"{name} to finish"))
+
+
+def python_job(
+    clients: Clients,
+    name: str,
+    code: str,
+    *,
+    channels: list[dict[str, Any]] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """Create a job that runs `python3 -c code` in the opensage/python image."""
+    spec = {
+        "TrainingImage": PYTHON_IMAGE,
+        "TrainingInputMode": "File",
+        "ContainerEntrypoint": [sys.executable, "-c", code],
+        **extra.pop("algorithm", {}),
+    }
+    request: dict[str, Any] = {
+        "TrainingJobName": name,
+        "RoleArn": ROLE,
+        "AlgorithmSpecification": spec,
+        "OutputDataConfig": {"S3OutputPath": "s3://data/output"},
+        "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1},
+        **extra,
+    }
+    if channels:
+        request["InputDataConfig"] = channels
+    return dict(clients.sagemaker.create_training_job(**request))
+
+
+def s3_channel(name: str, uri: str, content_type: str | None = None) -> dict[str, Any]:
+    channel: dict[str, Any] = {
+        "ChannelName": name,
+        "DataSource": {
+            "S3DataSource": {
+                "S3DataType": "S3Prefix",
+                "S3Uri": uri,
+                "S3DataDistributionType": "FullyReplicated",
+            }
+        },
+    }
+    if content_type:
+        channel["ContentType"] = content_type
+    return channel
+
+
+has_bwrap = shutil.which("bwrap") is not None
+needs_bwrap = pytest.mark.skipif(not has_bwrap, reason="bubblewrap is not installed")
+
+
+class ServerProcess:
+    """`opensage server` as a real process, so a test can kill it."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Clients:
+        env = {
+            **os.environ,
+            "OPENSAGE_HOME": str(self.home),
+            "OPENSAGE_STOP_GRACE_SECONDS": "3",
+        }
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "opensage.cli.main", "server", "--port", str(self.port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        clients = make_clients(self.endpoint)
+
+        def ready() -> bool:
+            assert self.proc is not None and self.proc.poll() is None, "server exited"
+            try:
+                clients.sagemaker.list_training_jobs()
+            except Exception:
+                return False
+            return True
+
+        wait_for(ready, 30, 0.1, "the server to answer")
+        return clients
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait()
