@@ -176,3 +176,16 @@ class ServerProcess:
         assert self.proc is not None
         self.proc.kill()
         self.proc.wait()
+
+
+def log_messages(clients: Clients, job: str) -> list[str]:
+    """Every log line of a job, read through the CloudWatch Logs client."""
+    group = "/aws/sagemaker/TrainingJobs"
+    streams = clients.logs.describe_log_streams(logGroupName=group, logStreamNamePrefix=f"{job}/")
+    messages: list[str] = []
+    for stream in streams["logStreams"]:
+        page = clients.logs.get_log_events(
+            logGroupName=group, logStreamName=stream["logStreamName"], startFromHead=True
+        )
+        messages += [event["message"] for event in page["events"]]
+    return messages

@@ -1,0 +1,80 @@
+"""The sandbox runtime: the real /opt/ml, and network isolation that really isolates."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from opensage.settings import Settings
+from tests.integration.conftest import (
+    Clients,
+    log_messages,
+    needs_bwrap,
+    python_job,
+    wait_final,
+)
+
+pytestmark = needs_bwrap
+
+
+def test_auto_runtime_is_the_sandbox_with_bwrap() -> None:
+    assert Settings(runtime="auto").resolved_runtime() == "sandbox"
+
+
+def test_job_sees_the_real_opt_ml(server: Clients) -> None:
+    code = (
+        "import os, pathlib, json; "
+        "assert 'SAGEMAKER_BASE_DIR' not in os.environ; "
+        "p = pathlib.Path('/opt/ml/input/config/resourceconfig.json'); "
+        "assert json.loads(p.read_text())['current_host'] == 'algo-1'; "
+        "open('/usr/opensage-write-test', 'w')"
+    )
+    python_job(server, "sandbox-optml", code)
+    desc = wait_final(server, "sandbox-optml")
+    # The last statement must fail: the host's root is read-only inside the sandbox.
+    assert desc["TrainingJobStatus"] == "Failed"
+    output = "\n".join(log_messages(server, "sandbox-optml"))
+    assert "Read-only file system: '/usr/opensage-write-test'" in output
+    assert "AssertionError" not in output
+
+
+@pytest.fixture
+def host_listener() -> Iterator[int]:
+    """A TCP server on the host's loopback that accepts and closes connections."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.settimeout(0.2)
+    done = threading.Event()
+
+    def serve() -> None:
+        while not done.is_set():
+            try:
+                conn, _ = listener.accept()
+                conn.close()
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    done.set()
+    thread.join()
+    listener.close()
+
+
+@pytest.mark.parametrize(("isolated", "expected"), [(True, "Failed"), (False, "Completed")])
+def test_network_isolation(
+    server: Clients, host_listener: int, isolated: bool, expected: str
+) -> None:
+    name = f"net-{'isolated' if isolated else 'open'}"
+    code = f"import socket; socket.create_connection(('127.0.0.1', {host_listener}), 5).close()"
+    python_job(server, name, code, EnableNetworkIsolation=isolated)
+    desc = wait_final(server, name)
+    assert desc["TrainingJobStatus"] == expected, desc.get("FailureReason")
+    assert desc["EnableNetworkIsolation"] is isolated
+    if isolated:
+        assert "ConnectionRefusedError" in "\n".join(log_messages(server, name))

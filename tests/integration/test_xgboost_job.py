@@ -1,0 +1,121 @@
+"""The built-in XGBoost through the server: CSV and libsvm, with and without validation."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xgboost
+from sklearn.datasets import dump_svmlight_file, load_breast_cancer, load_svmlight_file
+
+from tests.integration.conftest import (
+    ROLE,
+    XGBOOST_IMAGE,
+    Clients,
+    s3_channel,
+    wait_final,
+)
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[np.ndarray, np.ndarray]:
+    x, y = load_breast_cancer(return_X_y=True)
+    return x[:200], y[:200]
+
+
+def upload(server: Clients, key: str, body: bytes) -> str:
+    server.s3.put_object(Bucket="data", Key=key, Body=body)
+    return f"s3://data/{key}"
+
+
+def as_csv(x: np.ndarray, y: np.ndarray) -> bytes:
+    buffer = io.StringIO()
+    np.savetxt(buffer, np.column_stack([y, x]), delimiter=",", fmt="%.10g")
+    return buffer.getvalue().encode()
+
+
+def as_libsvm(x: np.ndarray, y: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    dump_svmlight_file(x, y, buffer, zero_based=True)
+    return buffer.getvalue()
+
+
+def load_model(server: Clients, uri: str) -> xgboost.Booster:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    body = server.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+        member = tar.extractfile("xgboost-model")
+        assert member is not None
+        booster = xgboost.Booster()
+        booster.load_model(bytearray(member.read()))
+        return booster
+
+
+@pytest.mark.parametrize(
+    ("fmt", "content_type", "validation"),
+    [("csv", "text/csv", True), ("csv", "text/csv", False), ("libsvm", "text/libsvm", True),
+     ("libsvm", None, False)],
+)  # fmt: skip
+def test_xgboost_trains_and_predicts_like_plain_xgboost(
+    server: Clients,
+    data: tuple[np.ndarray, np.ndarray],
+    fmt: str,
+    content_type: str | None,
+    validation: bool,
+    tmp_path: Path,
+) -> None:
+    x, y = data
+    encode = as_csv if fmt == "csv" else as_libsvm
+    name = f"xgb-{fmt}-{'val' if validation else 'noval'}-{content_type is None}".replace("_", "")
+    channels = [s3_channel("train", upload(server, f"{name}/train/d", encode(x[:150], y[:150])),
+                           content_type)]  # fmt: skip
+    if validation:
+        uri = upload(server, f"{name}/validation/d", encode(x[150:], y[150:]))
+        channels.append(s3_channel("validation", uri, content_type))
+    params = {"objective": "binary:logistic", "max_depth": "3", "eta": "0.3", "seed": "0"}
+    server.sagemaker.create_training_job(
+        TrainingJobName=name,
+        RoleArn=ROLE,
+        AlgorithmSpecification={"TrainingImage": XGBOOST_IMAGE, "TrainingInputMode": "File"},
+        HyperParameters={**params, "num_round": "5", "eval_metric": "logloss"},
+        InputDataConfig=channels,
+        OutputDataConfig={"S3OutputPath": "s3://data/xgb-out"},
+        ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1},
+    )
+    desc = wait_final(server, name)
+    assert desc["TrainingJobStatus"] == "Completed", desc.get("FailureReason")
+    metrics = {m["MetricName"]: m["Value"] for m in desc["FinalMetricDataList"]}
+    assert set(metrics) == (
+        {"train:logloss", "validation:logloss"} if validation else {"train:logloss"}
+    )
+    assert 0 < metrics["train:logloss"] < 0.7
+
+    booster = load_model(server, desc["ModelArtifacts"]["S3ModelArtifacts"])
+    if fmt == "libsvm":  # libsvm leaves zeros out: they are missing values, not 0.0
+        sparse, labels = load_svmlight_file(io.BytesIO(as_libsvm(x[:150], y[:150])), n_features=30)
+        train = xgboost.DMatrix(sparse, label=labels)
+    else:
+        train = xgboost.DMatrix(x[:150], label=y[:150])
+    plain = xgboost.train({**params, "eval_metric": "logloss"}, train, num_boost_round=5)
+    test = xgboost.DMatrix(x[150:])
+    np.testing.assert_allclose(booster.predict(test), plain.predict(test), rtol=1e-5, atol=1e-6)
+
+
+def test_bad_hyperparameter_fails_the_job_with_a_reason(server: Clients) -> None:
+    x, y = load_breast_cancer(return_X_y=True)
+    uri = upload(server, "xgb-bad/train/d", as_csv(x[:50], y[:50]))
+    server.sagemaker.create_training_job(
+        TrainingJobName="xgb-bad-eta",
+        RoleArn=ROLE,
+        AlgorithmSpecification={"TrainingImage": XGBOOST_IMAGE, "TrainingInputMode": "File"},
+        HyperParameters={"num_round": "3", "eta": "7"},
+        InputDataConfig=[s3_channel("train", uri, "text/csv")],
+        OutputDataConfig={"S3OutputPath": "s3://data/xgb-out"},
+        ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1},
+    )
+    desc = wait_final(server, "xgb-bad-eta")
+    assert desc["TrainingJobStatus"] == "Failed"
+    assert "eta" in desc["FailureReason"]
