@@ -162,7 +162,8 @@ class ServerProcess:
         clients = make_clients(self.endpoint)
 
         def ready() -> bool:
-            assert self.proc is not None and self.proc.poll() is None, "server exited"
+            assert self.proc is not None
+            assert self.proc.poll() is None, "server exited"
             try:
                 clients.sagemaker.list_training_jobs()
             except Exception:

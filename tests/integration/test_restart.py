@@ -22,10 +22,10 @@ def test_restart_reattaches_a_running_job(tmp_path: Path) -> None:
     clients.s3.create_bucket(Bucket="data")
     python_job(clients, "survivor", JOB)
     wait_for(
-        lambda: clients.sagemaker.describe_training_job(TrainingJobName="survivor")[
-            "SecondaryStatus"
-        ]
-        == "Training",
+        lambda: (
+            clients.sagemaker.describe_training_job(TrainingJobName="survivor")["SecondaryStatus"]
+            == "Training"
+        ),
         what="training to start",
     )
     server.kill()

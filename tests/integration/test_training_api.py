@@ -72,9 +72,7 @@ def test_create_describe_list_stop_and_shapes(server: Clients) -> None:
     assert server.sagemaker.list_tags(ResourceArn=arn)["Tags"] == [{"Key": "team", "Value": "ml"}]
     server.sagemaker.add_tags(ResourceArn=arn, Tags=[{"Key": "stage", "Value": "dev"}])
     server.sagemaker.delete_tags(ResourceArn=arn, TagKeys=["team"])
-    assert server.sagemaker.list_tags(ResourceArn=arn)["Tags"] == [
-        {"Key": "stage", "Value": "dev"}
-    ]
+    assert server.sagemaker.list_tags(ResourceArn=arn)["Tags"] == [{"Key": "stage", "Value": "dev"}]
 
     server.sagemaker.stop_training_job(TrainingJobName="api-slow")
     stopping = server.sagemaker.describe_training_job(TrainingJobName="api-slow")

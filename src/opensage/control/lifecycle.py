@@ -32,7 +32,12 @@ class Secondary(StrEnum):
     MAX_RUNTIME_EXCEEDED = "MaxRuntimeExceeded"
 
 
-TERMINAL = {Secondary.COMPLETED, Secondary.FAILED, Secondary.STOPPED, Secondary.MAX_RUNTIME_EXCEEDED}
+TERMINAL = {
+    Secondary.COMPLETED,
+    Secondary.FAILED,
+    Secondary.STOPPED,
+    Secondary.MAX_RUNTIME_EXCEEDED,
+}
 ACTIVE_PRIMARY = [Primary.IN_PROGRESS.value, Primary.STOPPING.value]
 
 _ENDINGS = {Secondary.FAILED, Secondary.STOPPING}

@@ -31,7 +31,7 @@ class LogService:
     def _jobs_with_streams(self, prefix: str) -> list[Resource]:
         job_prefix = prefix.split("/", 1)[0]
         query = ListQuery(kind="TrainingJob", name_contains=job_prefix or None, limit=10_000)
-        jobs = [j for j in self.store.list(query) if "LogStream" in j.state]
+        jobs = [j for j in self.store.query(query) if "LogStream" in j.state]
         return [j for j in jobs if j.state["LogStream"].startswith(prefix)]
 
     def describe_log_streams(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -57,8 +57,7 @@ class LogService:
         stream: dict[str, Any] = {
             "logStreamName": name,
             "creationTime": created,
-            "arn": f"arn:aws:logs:{self.region}:{self.account}:log-group:{group}:"
-            f"log-stream:{name}",
+            "arn": f"arn:aws:logs:{self.region}:{self.account}:log-group:{group}:log-stream:{name}",
             "storedBytes": path.stat().st_size if path.exists() else 0,
         }
         events = _events(path)
@@ -107,7 +106,7 @@ def _index(token: str | None, kind: str) -> int:
     if not token:
         return 0
     head, _, number = token.partition("/")
-    if head != kind or not number.isdigit():
+    if head != kind or not (number.isascii() and number.isdigit()):
         raise ValidationError("The specified nextToken is invalid.")
     return int(number)
 
@@ -121,6 +120,6 @@ def _events(path: Path) -> list[dict[str, Any]]:
             if not raw.endswith("\n"):
                 break  # a line still being written
             stamp, _, message = raw[:-1].partition(" ")
-            ms = int(stamp) if stamp.isdigit() else 0
+            ms = int(stamp) if stamp.isascii() and stamp.isdigit() else 0
             events.append({"timestamp": ms, "message": message, "ingestionTime": ms})
     return events

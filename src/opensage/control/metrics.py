@@ -22,7 +22,7 @@ def compile_definitions(definitions: list[dict[str, str]]) -> list[MetricDefinit
 
 
 def extract(definitions: list[MetricDefinition], line: str, timestamp: float) -> list[MetricPoint]:
-    """Every non-overlapping match of each regex; group 1 parsed as a float, NaN and junk skipped."""
+    """Every non-overlapping match of each regex; group 1 as a float, NaN and junk skipped."""
     points = []
     for definition in definitions:
         for match in definition.regex.finditer(line):

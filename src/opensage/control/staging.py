@@ -34,7 +34,7 @@ def channel_objects(storage: ObjectStorage, source: dict[str, Any]) -> list[tupl
         if not info.uri.key.endswith("/")
     ]
     if not found:
-        raise StagingError(f"ClientError: No S3 objects found under S3 URL \"{uri}\"")
+        raise StagingError(f'ClientError: No S3 objects found under S3 URL "{uri}"')
     return found
 
 
@@ -100,8 +100,10 @@ def sync_up(storage: ObjectStorage, folder: Path, prefix: S3Uri) -> None:
     for relative, path in local.items():
         target = prefix.join(relative)
         remote = storage.head(target)
-        if remote is None or remote.size != path.stat().st_size or remote.last_modified < (
-            path.stat().st_mtime
+        if (
+            remote is None
+            or remote.size != path.stat().st_size
+            or remote.last_modified < (path.stat().st_mtime)
         ):
             storage.put_file(target, path)
     for info in storage.list(prefix.join("") if prefix.key else prefix):

@@ -12,9 +12,9 @@ from opensage.control.lifecycle import Primary, Secondary
 from opensage.control.metrics import final_metrics
 from opensage.control.naming import arn, decode_token, encode_token
 from opensage.errors import NotFoundError, ResourceInUseError, ValidationError
+from opensage.storage import S3Uri
 from opensage.store import Resource, Store
 from opensage.store.repository import ListQuery
-from opensage.storage import S3Uri
 
 KIND = "TrainingJob"
 DEFAULT_MAX_RUNTIME = 86400
@@ -115,7 +115,7 @@ class TrainingService:
             offset=offset,
             limit=limit + 1,
         )
-        jobs = self.store.list(query)
+        jobs = self.store.query(query)
         summaries = [_summary(job) for job in jobs[:limit]]
         out: dict[str, Any] = {"TrainingJobSummaries": summaries}
         if len(jobs) > limit:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from opensage.contract import FAILURE_REASON_LIMIT, MLPaths
 from opensage.control import images, lifecycle
 from opensage.control.lifecycle import Primary, Secondary
 from opensage.control.metrics import MetricDefinition, compile_definitions, extract
@@ -29,7 +30,6 @@ from opensage.control.staging import (
     sync_up,
     upload_artifacts,
 )
-from opensage.contract import FAILURE_REASON_LIMIT, MLPaths
 from opensage.runtime import ContainerSpec, RunHandle, Runtime, build_job_tree
 from opensage.runtime.base import start
 from opensage.storage import ObjectStorage, S3Uri
@@ -314,7 +314,7 @@ class JobSupervisor:
         points: list[MetricPoint] = []
         for raw in data[:end].decode("utf-8", errors="replace").splitlines():
             stamp, _, line = raw.partition(" ")
-            timestamp = int(stamp) / 1000 if stamp.isdigit() else time.time()
+            timestamp = int(stamp) / 1000 if stamp.isascii() and stamp.isdigit() else time.time()
             points.extend(extract(definitions, line, timestamp))
         self._update(lambda s: s.update(LogOffset=offset + end), points=points)
 

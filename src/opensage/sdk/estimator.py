@@ -1,11 +1,11 @@
 """`Estimator`: a training job described once, run with `fit`, as in the SageMaker SDK.
 
-    >>> est = Estimator(image_uri="opensage/python:3", entry_point="train.py",
-    ...                 role="arn:aws:iam::123456789012:role/R", instance_count=1,
-    ...                 instance_type="ml.m5.large", hyperparameters={"epochs": 2})  # doctest: +SKIP
-    >>> est.fit({"train": "s3://bucket/train/"})                                   # doctest: +SKIP
-    >>> est.model_data                                                             # doctest: +SKIP
-    's3://sagemaker-us-east-1-123456789012/<job>/output/model.tar.gz'
+>>> est = Estimator(image_uri="opensage/python:3", entry_point="train.py",
+...                 role="arn:aws:iam::123456789012:role/R", instance_count=1,
+...                 instance_type="ml.m5.large", hyperparameters={"epochs": 2})  # doctest: +SKIP
+>>> est.fit({"train": "s3://bucket/train/"})                                   # doctest: +SKIP
+>>> est.model_data                                                             # doctest: +SKIP
+'s3://sagemaker-us-east-1-123456789012/<job>/output/model.tar.gz'
 """
 
 from __future__ import annotations

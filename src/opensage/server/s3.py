@@ -28,9 +28,7 @@ def _xml(body: str, status: int = 200) -> Response:
 
 
 def _error(code: str, message: str, status: int) -> Response:
-    return _xml(
-        f"<Error><Code>{code}</Code><Message>{escape(message)}</Message></Error>", status
-    )
+    return _xml(f"<Error><Code>{code}</Code><Message>{escape(message)}</Message></Error>", status)
 
 
 def _iso(ts: float) -> str:

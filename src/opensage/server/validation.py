@@ -69,9 +69,9 @@ def _structure(shape: Shape, value: Any, path: str, errors: list[str]) -> Any:
     if not isinstance(value, dict):
         _fail(errors, value, path or "body", "be a structure")
         return {}
-    members = shape.members  # type: ignore[attr-defined]
+    members = shape.members
     out = {}
-    for name in shape.required_members:  # type: ignore[attr-defined]
+    for name in shape.required_members:
         if value.get(name) is None:
             _fail(errors, None, _at(path, name), "not be null")
     for name, member_value in value.items():
@@ -89,7 +89,7 @@ def _string(shape: Shape, value: Any, path: str, errors: list[str]) -> Any:
         _fail(errors, value, path, f"have length greater than or equal to {meta['min']}")
     if "max" in meta and len(value) > meta["max"]:
         _fail(errors, value, path, f"have length less than or equal to {meta['max']}")
-    enum = shape.enum  # type: ignore[attr-defined]
+    enum = shape.enum
     if enum and value not in enum:
         _fail(errors, value, path, f"satisfy enum value set: [{', '.join(enum)}]")
     pattern = meta.get("pattern")
@@ -144,7 +144,7 @@ def _list(shape: Shape, value: Any, path: str, errors: list[str]) -> Any:
         _fail(errors, value, path, "be a list")
         return value
     _length(shape, value, path, errors)
-    member = shape.member  # type: ignore[attr-defined]
+    member = shape.member
     return [_check(member, v, f"{path}.{i + 1}.member", errors) for i, v in enumerate(value)]
 
 
@@ -153,7 +153,7 @@ def _map(shape: Shape, value: Any, path: str, errors: list[str]) -> Any:
         _fail(errors, value, path, "be a map")
         return value
     _length(shape, value, path, errors)
-    key_shape, value_shape = shape.key, shape.value  # type: ignore[attr-defined]
+    key_shape, value_shape = shape.key, shape.value
     out = {}
     for k, v in value.items():
         _check(key_shape, k, f"{path}.key", errors)

@@ -128,9 +128,7 @@ class Store:
             changed = change(_resource(row._mapping))
             if changed is None:
                 return None
-            conn.execute(
-                update(resources).where(resources.c.id == row.id).values(**_row(changed))
-            )
+            conn.execute(update(resources).where(resources.c.id == row.id).values(**_row(changed)))
             if points:
                 conn.execute(
                     insert(metric_points),
@@ -139,7 +137,7 @@ class Store:
                 )  # fmt: skip
             return changed
 
-    def list(self, query: ListQuery) -> list[Resource]:
+    def query(self, query: ListQuery) -> list[Resource]:
         c = resources.c
         conditions = [c.kind == query.kind]
         if query.name_contains:
@@ -197,9 +195,7 @@ class Store:
     def metric_points(self, arn: str) -> list[MetricPoint]:
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(metric_points)
-                .where(metric_points.c.arn == arn)
-                .order_by(metric_points.c.id)
+                select(metric_points).where(metric_points.c.arn == arn).order_by(metric_points.c.id)
             )
             return [MetricPoint(row.name, row.value, row.timestamp) for row in rows]
 

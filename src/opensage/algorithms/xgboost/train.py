@@ -1,0 +1,107 @@
+"""The training program: `python -m opensage.algorithms.xgboost train`.
+
+Steps, cheapest first so a misconfigured job fails fast: validate the hyperparameters, check
+the channels, then (only now importing pandas, scikit-learn and xgboost) read the data, train
+and write `<model_dir>/xgboost-model`. Every failure leaves `/opt/ml/output/failure`:
+`ClientError: ...` for what the user can fix, `AlgorithmError: ...` for anything else, and the
+process exits 1. Round logs go to stdout, everything else to stderr.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Final
+
+from opensage.algorithms.xgboost import channels
+from opensage.algorithms.xgboost.errors import UserError
+from opensage.algorithms.xgboost.hyperparameters import HyperparameterError, Value, validate
+from opensage.contract import FAILURE_REASON_LIMIT, MLPaths
+
+USAGE: Final = "usage: python -m opensage.algorithms.xgboost train"
+MODEL_FILE: Final = "xgboost-model"
+log = logging.getLogger("opensage.algorithms.xgboost")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: the one argument is `train`, as in `docker run <image> train`."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args != ["train"]:
+        print(USAGE, file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.INFO, format="[%(asctime)s %(levelname)s] %(message)s"
+    )
+    return run(MLPaths.from_env())
+
+
+def run(paths: MLPaths) -> int:
+    """Train once under `paths`; return the exit code after writing any failure reason."""
+    try:
+        _train(paths)
+    except (UserError, HyperparameterError) as exc:
+        return _fail(paths, f"ClientError: {exc}")
+    except Exception as exc:  # the job must always say why it failed
+        traceback.print_exc(file=sys.stderr)
+        return _fail(paths, f"AlgorithmError: {_summary(exc)}")
+    paths.output.mkdir(parents=True, exist_ok=True)
+    paths.success_file.touch()
+    return 0
+
+
+def _train(paths: MLPaths) -> None:
+    values = validate(paths.hyperparameters())
+    _refuse_unsupported(paths, values)
+    train_channel, validation_channel = channels.find_channels(paths)
+    if "early_stopping_rounds" in values and validation_channel is None:
+        raise HyperparameterError(
+            "early_stopping_rounds", "needs a 'validation' channel to watch; add one or remove it"
+        )
+    # Imported here, not at the top: a config error should not wait for pandas and xgboost.
+    from opensage.algorithms.xgboost import data, fit
+
+    csv_weights = values.get("csv_weights", 0) == 1
+    train_data = data.load(train_channel, csv_weights)
+    valid_data = data.load(validation_channel, csv_weights) if validation_channel else None
+    width = data.common_width(train_data, valid_data)
+    log.info("Train matrix has %d rows and %d features", train_data.labels.shape[0], width)
+    dtrain = data.to_dmatrix(train_data, width)
+    dvalid = data.to_dmatrix(valid_data, width) if valid_data else None
+    booster = fit.train(fit.plan(values), dtrain, dvalid)
+    paths.model.mkdir(parents=True, exist_ok=True)
+    # Same bytes as `save_model` picks for a name with no extension, without its format warning.
+    (paths.model / MODEL_FILE).write_bytes(bytes(booster.save_raw(raw_format="ubj")))
+    log.info("Stored the trained model at %s", paths.model / MODEL_FILE)
+
+
+def _refuse_unsupported(paths: MLPaths, values: dict[str, Value]) -> None:
+    """Fail clearly on what the container does but this program does not yet."""
+    if "_kfold" in values:
+        raise HyperparameterError("_kfold", "(k-fold cross-validation) is not supported yet")
+    hosts = paths.resource_config().get("hosts", [])
+    if isinstance(hosts, list) and len(hosts) > 1:
+        raise UserError(
+            f"Distributed XGBoost training over {len(hosts)} instances is not supported yet; "
+            "set InstanceCount to 1."
+        )
+
+
+def _summary(exc: BaseException) -> str:
+    """`ValueError: boom (at data.py:42 in _read_csv)`: the error and where it was raised."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return f"{type(exc).__name__}: {exc}"
+    last = frames[-1]
+    where = f"{Path(last.filename).name}:{last.lineno} in {last.name}"
+    return f"{type(exc).__name__}: {exc} (at {where})"
+
+
+def _fail(paths: MLPaths, reason: str) -> int:
+    """Record the first failure reason (truncated as SageMaker does) and echo it to stderr."""
+    text = " ".join(reason.split())[:FAILURE_REASON_LIMIT]
+    print(text, file=sys.stderr, flush=True)
+    paths.write_failure(text)
+    return 1
