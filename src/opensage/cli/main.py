@@ -75,9 +75,11 @@ def _endpoint() -> str:
 
 def _client(service: str) -> Any:
     import boto3
+    from botocore.config import Config
 
     return boto3.client(
         service,
+        config=Config(retries={"total_max_attempts": 2}, connect_timeout=5),
         endpoint_url=_endpoint(),
         region_name=Settings.from_env().region,
         aws_access_key_id="opensage",

@@ -14,12 +14,15 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from opensage.algorithms.xgboost import channels
 from opensage.algorithms.xgboost.errors import UserError
 from opensage.algorithms.xgboost.hyperparameters import HyperparameterError, Value, validate
 from opensage.contract import FAILURE_REASON_LIMIT, MLPaths
+
+if TYPE_CHECKING:
+    import xgboost as xgb
 
 USAGE: Final = "usage: python -m opensage.algorithms.xgboost train"
 MODEL_FILE: Final = "xgboost-model"
@@ -61,20 +64,28 @@ def _train(paths: MLPaths) -> None:
             "early_stopping_rounds", "needs a 'validation' channel to watch; add one or remove it"
         )
     # Imported here, not at the top: a config error should not wait for pandas and xgboost.
-    from opensage.algorithms.xgboost import data, fit
+    from opensage.algorithms.xgboost import fit
 
-    csv_weights = values.get("csv_weights", 0) == 1
-    train_data = data.load(train_channel, csv_weights)
-    valid_data = data.load(validation_channel, csv_weights) if validation_channel else None
-    width = data.common_width(train_data, valid_data)
-    log.info("Train matrix has %d rows and %d features", train_data.labels.shape[0], width)
-    dtrain = data.to_dmatrix(train_data, width)
-    dvalid = data.to_dmatrix(valid_data, width) if valid_data else None
+    dtrain, dvalid = _dmatrices(train_channel, validation_channel, values.get("csv_weights") == 1)
     booster = fit.train(fit.plan(values), dtrain, dvalid)
     paths.model.mkdir(parents=True, exist_ok=True)
     # Same bytes as `save_model` picks for a name with no extension, without its format warning.
     (paths.model / MODEL_FILE).write_bytes(bytes(booster.save_raw(raw_format="ubj")))
     log.info("Stored the trained model at %s", paths.model / MODEL_FILE)
+
+
+def _dmatrices(
+    train: channels.Channel, validation: channels.Channel | None, csv_weights: bool
+) -> tuple[xgb.DMatrix, xgb.DMatrix | None]:
+    """Read both channels into DMatrices of the same width."""
+    from opensage.algorithms.xgboost import data
+
+    train_data = data.load(train, csv_weights)
+    valid_data = data.load(validation, csv_weights) if validation else None
+    width = data.common_width(train_data, valid_data)
+    log.info("Train matrix has %d rows and %d features", train_data.labels.shape[0], width)
+    dvalid = data.to_dmatrix(valid_data, width) if valid_data else None
+    return data.to_dmatrix(train_data, width), dvalid
 
 
 def _refuse_unsupported(paths: MLPaths, values: dict[str, Value]) -> None:
