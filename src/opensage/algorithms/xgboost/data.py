@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd  # type: ignore[import-untyped, unused-ignore]
+import pandas as pd
 import scipy.sparse as sp
 import xgboost as xgb
 from sklearn.datasets import load_svmlight_file

@@ -105,6 +105,11 @@ NON_NEGATIVE: Final = Interval(0)
 UNIT: Final = Interval(0, 1)
 FRACTION: Final = Interval(0, 1, low_open=True)
 FLAG: Final = Interval(0, 1)
+AT_LEAST_1: Final = Interval(1)
+ROUNDS: Final = Interval(1, 4000)
+UP_TO_5: Final = Interval(0, 5)
+UP_TO_1000: Final = Interval(0, 1000)
+PREDICTORS: Final = ("auto", "cpu_predictor", "gpu_predictor")
 _INT, _FLOAT, _CHOICE, _BOOL = Kind.INT, Kind.FLOAT, Kind.CHOICE, Kind.BOOL
 H = Hyperparameter
 
@@ -121,27 +126,12 @@ UPDATERS: Final = (
 )
 
 HYPERPARAMETERS: Final[tuple[Hyperparameter, ...]] = (
-    H(
-        "num_round",
-        _INT,
-        None,
-        Interval(1),
-        required=True,
-        tunable_range=Interval(1, 4000),
-        xgboost=False,
-    ),
+    H("num_round", _INT, None, AT_LEAST_1, required=True, tunable_range=ROUNDS, xgboost=False),
     H("num_class", _INT, None, Interval(2)),
     H("objective", _CHOICE, "reg:squarederror", options=OBJECTIVES),
     H("booster", _CHOICE, "gbtree", options=("gbtree", "gblinear", "dart")),
     H("eta", _FLOAT, "0.3", UNIT, aliases=("learning_rate",), tunable_range=Interval(0.1, 0.5)),
-    H(
-        "gamma",
-        _FLOAT,
-        "0",
-        NON_NEGATIVE,
-        aliases=("min_split_loss",),
-        tunable_range=Interval(0, 5),
-    ),
+    H("gamma", _FLOAT, "0", NON_NEGATIVE, aliases=("min_split_loss",), tunable_range=UP_TO_5),
     H("max_depth", _INT, "6", NON_NEGATIVE, tunable_range=Interval(0, 10)),
     H("min_child_weight", _FLOAT, "1", NON_NEGATIVE, tunable_range=Interval(0, 120)),
     H("max_delta_step", _FLOAT, "0", NON_NEGATIVE, tunable_range=Interval(0, 10)),
@@ -149,15 +139,8 @@ HYPERPARAMETERS: Final[tuple[Hyperparameter, ...]] = (
     H("colsample_bytree", _FLOAT, "1", FRACTION, tunable_range=Interval(0.5, 1)),
     H("colsample_bylevel", _FLOAT, "1", FRACTION, tunable_range=Interval(0.1, 1)),
     H("colsample_bynode", _FLOAT, "1", FRACTION, tunable_range=Interval(0.1, 1)),
-    H(
-        "lambda",
-        _FLOAT,
-        "1",
-        NON_NEGATIVE,
-        aliases=("reg_lambda",),
-        tunable_range=Interval(0, 1000),
-    ),
-    H("alpha", _FLOAT, "0", NON_NEGATIVE, aliases=("reg_alpha",), tunable_range=Interval(0, 1000)),
+    H("lambda", _FLOAT, "1", NON_NEGATIVE, aliases=("reg_lambda",), tunable_range=UP_TO_1000),
+    H("alpha", _FLOAT, "0", NON_NEGATIVE, aliases=("reg_alpha",), tunable_range=UP_TO_1000),
     H("tree_method", _CHOICE, "auto", options=("auto", "exact", "approx", "hist", "gpu_hist")),
     H("grow_policy", _CHOICE, "depthwise", options=("depthwise", "lossguide")),
     H("max_leaves", _INT, "0", NON_NEGATIVE),
@@ -189,13 +172,7 @@ HYPERPARAMETERS: Final[tuple[Hyperparameter, ...]] = (
     H("sketch_eps", _FLOAT, "0.03", Interval(0, 1, low_open=True, high_open=True), xgboost=False),
     H("lambda_bias", _FLOAT, "0", UNIT, xgboost=False),
     H("dsplit", _CHOICE, "row", options=("row", "col"), xgboost=False),
-    H(
-        "predictor",
-        _CHOICE,
-        "auto",
-        options=("auto", "cpu_predictor", "gpu_predictor"),
-        xgboost=False,
-    ),
+    H("predictor", _CHOICE, "auto", options=PREDICTORS, xgboost=False),
     H("single_precision_histogram", _BOOL, "false", xgboost=False),
     H("deterministic_histogram", _BOOL, "true", xgboost=False),
     # SageMaker-only switches.
