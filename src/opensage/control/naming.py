@@ -25,6 +25,6 @@ def decode_token(token: str | None) -> int:
         offset = json.loads(base64.urlsafe_b64decode(token.encode()))["offset"]
     except (binascii.Error, ValueError, KeyError, TypeError) as exc:
         raise ValidationError("Invalid pagination token: pass the NextToken of a response") from exc
-    if not isinstance(offset, int) or offset < 0:
+    if type(offset) is not int or offset < 0:
         raise ValidationError("Invalid pagination token: pass the NextToken of a response")
     return offset

@@ -12,6 +12,7 @@ from typing import Any
 from opensage.contract import MLPaths
 from opensage.errors import OpenSageError, ValidationError
 from opensage.storage import ObjectStorage, S3Uri
+from opensage.storage.base import validate_key
 
 
 class StagingError(OpenSageError):
@@ -41,16 +42,20 @@ def channel_objects(storage: ObjectStorage, source: dict[str, Any]) -> list[tupl
 def _manifest_objects(storage: ObjectStorage, uri: S3Uri) -> list[tuple[S3Uri, str]]:
     try:
         manifest = json.loads(storage.get_bytes(uri))
-        prefix = S3Uri.parse(manifest[0]["prefix"])
+        prefix = S3Uri.parse(str(manifest[0]["prefix"]))
+        if prefix.key and not prefix.key.endswith("/"):
+            prefix = S3Uri(prefix.bucket, prefix.key + "/")
         keys = [str(k) for k in manifest[1:]]
+        for key in keys:
+            validate_key(key)
+        return [(S3Uri(prefix.bucket, prefix.key + key), key) for key in keys]
     except OpenSageError as exc:
         raise StagingError(f"ClientError: Cannot read manifest {uri}: {exc.message}") from exc
-    except (ValueError, KeyError, IndexError, TypeError) as exc:
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
         raise StagingError(
             f"ClientError: Manifest {uri} must be a JSON list whose first element is "
             '{"prefix": "s3://bucket/prefix/"} followed by relative keys'
         ) from exc
-    return [(prefix.join(key) if prefix.key else S3Uri(prefix.bucket, key), key) for key in keys]
 
 
 def download_channel(storage: ObjectStorage, source: dict[str, Any], folder: Path) -> int:
@@ -96,6 +101,8 @@ def download_prefix(storage: ObjectStorage, prefix: S3Uri, folder: Path) -> None
 def sync_up(storage: ObjectStorage, folder: Path, prefix: S3Uri) -> None:
     """Make the prefix mirror the folder: new and changed files up, deleted files removed."""
     storage.create_bucket(prefix.bucket)
+    if prefix.key and not prefix.key.endswith("/"):
+        prefix = S3Uri(prefix.bucket, prefix.key + "/")  # never touch sibling prefixes
     local = {p.relative_to(folder).as_posix(): p for p in folder.rglob("*") if p.is_file()}
     for relative, path in local.items():
         target = prefix.join(relative)
@@ -106,7 +113,7 @@ def sync_up(storage: ObjectStorage, folder: Path, prefix: S3Uri) -> None:
             or remote.last_modified < (path.stat().st_mtime)
         ):
             storage.put_file(target, path)
-    for info in storage.list(prefix.join("") if prefix.key else prefix):
+    for info in storage.list(prefix):
         relative = info.uri.key[len(prefix.key) :].lstrip("/")
         if relative and relative not in local:
             storage.delete(info.uri)

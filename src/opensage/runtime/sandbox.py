@@ -35,8 +35,8 @@ class SandboxRuntime:
         ]  # fmt: skip
         if spec.network_isolation:
             argv.append("--unshare-net")
-        env = {k: v for k, v in os.environ.items() if k != BASE_DIR_ENV}
-        env.update(spec.env)
+        env = {**os.environ, **spec.env}
+        env.pop(BASE_DIR_ENV, None)  # inside the sandbox the tree is the real /opt/ml
         return [*argv, "--", *spec.command], env
 
 

@@ -50,7 +50,7 @@ def run(run_dir: Path, argv: list[str]) -> int:
     # that it keeps draining output until the child really exits.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     assert child.stdout is not None
-    with log_path.open("a", encoding="utf-8") as log:
+    with child.stdout, log_path.open("a", encoding="utf-8") as log:
         for raw in child.stdout:
             line = raw.decode("utf-8", errors="replace").rstrip("\n")
             log.write(f"{int(time.time() * 1000)} {escape_control(line)}\n")

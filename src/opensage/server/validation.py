@@ -12,7 +12,7 @@ import base64
 import binascii
 import functools
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.model import Shape
@@ -120,13 +120,16 @@ def _boolean(shape: Shape, value: Any, path: str, errors: list[str]) -> Any:
 
 
 def _timestamp(shape: Shape, value: Any, path: str, errors: list[str]) -> Any:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            pass
+    try:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=UTC)  # AWS reads offset-less times as UTC
+            return parsed.timestamp()
+    except (ValueError, OverflowError):
+        pass
     _fail(errors, value, path, "be a timestamp")
     return value
 

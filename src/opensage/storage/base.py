@@ -65,6 +65,8 @@ def validate_key(key: str, *, allow_empty: bool = False) -> None:
         segments = segments[:-1]
     if any(s in ("", ".", "..") for s in segments):
         raise ValidationError(f"Invalid object key '{key}': empty, '.' or '..' path segments")
+    if any(len(s.encode()) > 255 for s in segments):
+        raise ValidationError(f"Invalid object key '{key}': a path segment is over 255 bytes")
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,8 @@ class LocalObjectStorage:
 
     def _atomic_write(self, uri: S3Uri, write: object) -> ObjectInfo:
         self._require_bucket(uri.bucket)
+        if uri.key.endswith("/"):
+            raise ValidationError(f"Cannot write '{uri}': folder markers are not stored")
         path = self._path(uri)
         if path.is_dir():
             raise ValidationError(f"Cannot write '{uri}': a prefix of that name holds objects")
@@ -77,7 +79,7 @@ class LocalObjectStorage:
             write(fd)  # type: ignore[operator]
             path.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp, path)
-        except NotADirectoryError as exc:
+        except (NotADirectoryError, FileExistsError) as exc:
             raise ValidationError(f"Cannot write '{uri}': part of its key is an object") from exc
         finally:
             if os.path.exists(tmp):
@@ -101,6 +103,8 @@ class LocalObjectStorage:
     def head(self, uri: S3Uri) -> ObjectInfo | None:
         if not self.bucket_exists(uri.bucket):
             return None
+        if uri.key.endswith("/"):
+            return None
         path = self._path(uri)
         return self._info(uri, path) if path.is_file() else None
 
@@ -120,9 +124,16 @@ class LocalObjectStorage:
         return sorted(found, key=lambda info: info.uri.key)
 
     def delete(self, uri: S3Uri) -> None:
+        """Remove the object and the folders it leaves empty, so the names are free again."""
         path = self._path(uri)
-        if path.is_file():
-            path.unlink()
+        if not path.is_file():
+            return
+        path.unlink()
+        bucket_dir = self._bucket_dir(uri.bucket)
+        parent = path.parent
+        while parent != bucket_dir and not any(parent.iterdir()):
+            parent.rmdir()
+            parent = parent.parent
 
     @staticmethod
     def _info(uri: S3Uri, path: Path) -> ObjectInfo:

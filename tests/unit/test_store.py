@@ -1,0 +1,263 @@
+"""The metadata store: migrations, resources, mutate with metric points, list queries, tags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect
+
+from opensage.store import MetricPoint, Resource, Store
+from opensage.store.repository import ListQuery
+
+KIND = "TrainingJob"
+
+
+def resource(
+    name: str,
+    *,
+    status: str = "InProgress",
+    created: float = 100.0,
+    updated: float | None = None,
+    kind: str = KIND,
+) -> Resource:
+    return Resource(
+        kind=kind,
+        name=name,
+        arn=f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{name.lower()}",
+        status=status,
+        created_at=created,
+        updated_at=created if updated is None else updated,
+        request={"TrainingJobName": name},
+        state={"SecondaryStatus": "Starting"},
+    )
+
+
+def names(store: Store, **query: object) -> list[str]:
+    return [r.name for r in store.query(ListQuery(kind=KIND, **query))]  # type: ignore[arg-type]
+
+
+# migrations ---------------------------------------------------------------------------------
+
+
+def test_migrations_are_idempotent_on_a_fresh_file(tmp_path: Path) -> None:
+    path = tmp_path / "nested" / "dir" / "db.sqlite"
+    store = Store.from_url(f"sqlite:///{path}")
+    try:
+        store.migrate()
+        store.migrate()
+        assert path.exists()
+        tables = set(inspect(store.engine).get_table_names())
+        assert {"resources", "tags", "metric_points", "alembic_version"} <= tables
+        assert store.insert(resource("job-a"))
+    finally:
+        store.close()
+    reopened = Store.from_url(f"sqlite:///{path}")
+    try:
+        reopened.migrate()
+        job = reopened.get(KIND, "job-a")
+        assert job is not None
+        assert job.request == {"TrainingJobName": "job-a"}
+    finally:
+        reopened.close()
+
+
+# resources ----------------------------------------------------------------------------------
+
+
+def test_insert_get_and_duplicates(store: Store) -> None:
+    job = resource("job-a")
+    assert store.insert(job) is True
+    assert store.insert(resource("job-a")) is False
+    assert store.get(KIND, "job-a") == job
+    assert store.get(KIND, "nope") is None
+    assert store.get("Model", "job-a") is None
+    assert store.get_by_arn(job.arn) == job
+    assert store.get_by_arn("arn:none") is None
+    assert store.count(KIND) == 1
+
+
+def test_same_name_in_another_kind_is_allowed(store: Store) -> None:
+    assert store.insert(resource("x"))
+    other = resource("x", kind="Model")
+    other.arn = "arn:aws:sagemaker:us-east-1:123456789012:model/x"
+    assert store.insert(other)
+    assert store.count(KIND) == 1
+    assert store.count("Model") == 1
+
+
+def test_duplicate_arn_is_refused(store: Store) -> None:
+    assert store.insert(resource("job-a"))
+    clash = resource("other")
+    clash.arn = resource("job-a").arn
+    assert store.insert(clash) is False
+
+
+def test_mutate_commits_change_and_points_together(store: Store) -> None:
+    job = resource("job-a")
+    store.insert(job)
+
+    def change(r: Resource) -> Resource:
+        r.status = "Completed"
+        r.state["LogOffset"] = 42
+        r.updated_at = 200.0
+        return r
+
+    points = [MetricPoint("loss", 0.5, 1.0), MetricPoint("loss", 0.25, 2.0)]
+    changed = store.mutate(KIND, "job-a", change, points)
+    assert changed is not None
+    assert changed.status == "Completed"
+    stored = store.get(KIND, "job-a")
+    assert stored is not None
+    assert (stored.status, stored.state["LogOffset"], stored.updated_at) == ("Completed", 42, 200.0)
+    assert store.metric_points(job.arn) == points
+
+
+def test_mutate_returning_none_commits_nothing(store: Store) -> None:
+    job = resource("job-a")
+    store.insert(job)
+
+    def abort(r: Resource) -> None:
+        r.status = "Failed"  # changed in memory only
+        return None
+
+    assert store.mutate(KIND, "job-a", abort, [MetricPoint("loss", 1.0, 1.0)]) is None
+    stored = store.get(KIND, "job-a")
+    assert stored is not None
+    assert stored.status == "InProgress"
+    assert store.metric_points(job.arn) == []
+
+
+def test_mutate_that_raises_commits_nothing(store: Store) -> None:
+    job = resource("job-a")
+    store.insert(job)
+
+    def boom(r: Resource) -> Resource:
+        r.status = "Failed"
+        raise RuntimeError("bug")
+
+    with pytest.raises(RuntimeError):
+        store.mutate(KIND, "job-a", boom, [MetricPoint("loss", 1.0, 1.0)])
+    stored = store.get(KIND, "job-a")
+    assert stored is not None
+    assert stored.status == "InProgress"
+    assert store.metric_points(job.arn) == []
+
+
+def test_mutate_missing_resource_returns_none(store: Store) -> None:
+    called = []
+    assert store.mutate(KIND, "ghost", lambda r: called.append(r) or r) is None
+    assert called == []
+
+
+def test_metric_points_keep_insertion_order_per_arn(store: Store) -> None:
+    a, b = resource("job-a"), resource("job-b")
+    store.insert(a)
+    store.insert(b)
+    store.mutate(KIND, "job-a", lambda r: r, [MetricPoint("m", 3.0, 1.0)])
+    store.mutate(KIND, "job-b", lambda r: r, [MetricPoint("m", 9.0, 1.0)])
+    store.mutate(KIND, "job-a", lambda r: r, [MetricPoint("m", 1.0, 2.0)])
+    assert [p.value for p in store.metric_points(a.arn)] == [3.0, 1.0]
+    assert [p.value for p in store.metric_points(b.arn)] == [9.0]
+
+
+def test_in_statuses(store: Store) -> None:
+    store.insert(resource("a", status="InProgress"))
+    store.insert(resource("b", status="Stopping"))
+    store.insert(resource("c", status="Completed"))
+    found = sorted(r.name for r in store.in_statuses(KIND, ["InProgress", "Stopping"]))
+    assert found == ["a", "b"]
+    assert store.in_statuses(KIND, []) == []
+
+
+# list queries -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def populated(store: Store) -> Store:
+    rows = [
+        ("job-b", "Completed", 30.0, 300.0),
+        ("job-a", "InProgress", 10.0, 100.0),
+        ("job%x", "Failed", 20.0, 200.0),
+        ("job_y", "InProgress", 40.0, 400.0),
+        ("jobzz", "Completed", 50.0, 500.0),
+    ]
+    for name, status, created, updated in rows:
+        store.insert(resource(name, status=status, created=created, updated=updated))
+    return store
+
+
+def test_query_default_order_is_created_ascending(populated: Store) -> None:
+    assert names(populated) == ["job-a", "job%x", "job-b", "job_y", "jobzz"]
+
+
+def test_query_name_contains_treats_wildcards_literally(populated: Store) -> None:
+    assert names(populated, name_contains="%") == ["job%x"]
+    assert names(populated, name_contains="_") == ["job_y"]
+    assert names(populated, name_contains="b_") == ["job_y"]
+    assert names(populated, name_contains="-") == ["job-a", "job-b"]
+    assert names(populated, name_contains="job") == names(populated)
+    assert names(populated, name_contains="nothing") == []
+
+
+def test_query_status_filter(populated: Store) -> None:
+    assert names(populated, status="Completed") == ["job-b", "jobzz"]
+    assert names(populated, status="Stopped") == []
+
+
+def test_query_time_filters_are_strict(populated: Store) -> None:
+    assert names(populated, created_after=20.0) == ["job-b", "job_y", "jobzz"]
+    assert names(populated, created_before=30.0) == ["job-a", "job%x"]
+    assert names(populated, created_after=10.0, created_before=50.0) == ["job%x", "job-b", "job_y"]
+    assert names(populated, modified_after=400.0) == ["jobzz"]
+    assert names(populated, modified_before=200.0) == ["job-a"]
+
+
+@pytest.mark.parametrize(
+    ("sort_by", "descending", "expected"),
+    [
+        ("name", False, ["job%x", "job-a", "job-b", "job_y", "jobzz"]),
+        ("name", True, ["jobzz", "job_y", "job-b", "job-a", "job%x"]),
+        ("created_at", True, ["jobzz", "job_y", "job-b", "job%x", "job-a"]),
+        ("status", False, ["job-b", "jobzz", "job%x", "job-a", "job_y"]),
+        ("status", True, ["job_y", "job-a", "job%x", "jobzz", "job-b"]),
+        ("unknown", False, ["job-a", "job%x", "job-b", "job_y", "jobzz"]),
+    ],
+)
+def test_query_sorting(
+    populated: Store, sort_by: str, descending: bool, expected: list[str]
+) -> None:
+    assert names(populated, sort_by=sort_by, descending=descending) == expected
+
+
+def test_query_offset_and_limit(populated: Store) -> None:
+    everything = names(populated)
+    assert names(populated, limit=2) == everything[:2]
+    assert names(populated, offset=2, limit=2) == everything[2:4]
+    assert names(populated, offset=4, limit=2) == everything[4:]
+    assert names(populated, offset=10) == []
+
+
+def test_query_is_per_kind(populated: Store) -> None:
+    other = resource("job-a", kind="Model")
+    other.arn = "arn:model"
+    populated.insert(other)
+    assert [r.name for r in populated.query(ListQuery(kind="Model"))] == ["job-a"]
+
+
+# tags ---------------------------------------------------------------------------------------
+
+
+def test_tags_put_overwrite_delete(store: Store) -> None:
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:training-job/a"
+    assert store.list_tags(arn) == {}
+    store.put_tags(arn, {"team": "ml", "env": "dev"})
+    assert store.list_tags(arn) == {"env": "dev", "team": "ml"}
+    assert list(store.list_tags(arn)) == ["env", "team"]
+    store.put_tags(arn, {"env": "prod", "cost": "1"})
+    assert store.list_tags(arn) == {"cost": "1", "env": "prod", "team": "ml"}
+    store.delete_tags(arn, ["team", "missing"])
+    assert store.list_tags(arn) == {"cost": "1", "env": "prod"}
+    store.delete_tags(arn, [])
+    assert store.list_tags(arn) == {"cost": "1", "env": "prod"}
+    assert store.list_tags(arn + "-other") == {}
