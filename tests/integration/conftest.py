@@ -30,9 +30,10 @@ class Clients:
     sagemaker: Any
     s3: Any
     logs: Any
+    runtime: str = "auto"
 
 
-def make_clients(endpoint: str) -> Clients:
+def make_clients(endpoint: str, runtime: str = "auto") -> Clients:
     def client(service: str) -> Any:
         return boto3.client(
             service,
@@ -42,7 +43,7 @@ def make_clients(endpoint: str) -> Clients:
             aws_secret_access_key="test",
         )
 
-    return Clients(endpoint, client("sagemaker"), client("s3"), client("logs"))
+    return Clients(endpoint, client("sagemaker"), client("s3"), client("logs"), runtime)
 
 
 def settings_for(home: Path, runtime: str = "auto") -> Settings:
@@ -55,11 +56,21 @@ def settings_for(home: Path, runtime: str = "auto") -> Settings:
     )
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clients]:
-    home = tmp_path_factory.mktemp("opensage-home")
-    embedded = EmbeddedServer(settings_for(home)).start()
-    clients = make_clients(embedded.endpoint_url)
+has_bwrap = shutil.which("bwrap") is not None
+needs_bwrap = pytest.mark.skipif(not has_bwrap, reason="bubblewrap is not installed")
+
+
+@pytest.fixture(scope="module", params=["sandbox", "process"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Clients]:
+    """The real server, once per runtime: every test using it runs under both."""
+    runtime = request.param
+    if runtime == "sandbox" and not has_bwrap:
+        pytest.skip("bubblewrap is not installed")
+    home = tmp_path_factory.mktemp(f"opensage-home-{runtime}")
+    embedded = EmbeddedServer(settings_for(home, runtime)).start()
+    clients = make_clients(embedded.endpoint_url, runtime)
     clients.s3.create_bucket(Bucket="data")
     yield clients
     embedded.stop()
@@ -129,10 +140,6 @@ def s3_channel(name: str, uri: str, content_type: str | None = None) -> dict[str
     if content_type:
         channel["ContentType"] = content_type
     return channel
-
-
-has_bwrap = shutil.which("bwrap") is not None
-needs_bwrap = pytest.mark.skipif(not has_bwrap, reason="bubblewrap is not installed")
 
 
 class ServerProcess:

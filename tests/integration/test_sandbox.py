@@ -20,11 +20,18 @@ from tests.integration.conftest import (
 pytestmark = needs_bwrap
 
 
+@pytest.fixture
+def sandboxed(server: Clients) -> Clients:
+    if server.runtime != "sandbox":
+        pytest.skip("a sandbox-only behaviour")
+    return server
+
+
 def test_auto_runtime_is_the_sandbox_with_bwrap() -> None:
     assert Settings(runtime="auto").resolved_runtime() == "sandbox"
 
 
-def test_job_sees_the_real_opt_ml(server: Clients) -> None:
+def test_job_sees_the_real_opt_ml(sandboxed: Clients) -> None:
     code = (
         "import os, pathlib, json; "
         "assert 'SAGEMAKER_BASE_DIR' not in os.environ; "
@@ -32,11 +39,11 @@ def test_job_sees_the_real_opt_ml(server: Clients) -> None:
         "assert json.loads(p.read_text())['current_host'] == 'algo-1'; "
         "open('/usr/opensage-write-test', 'w')"
     )
-    python_job(server, "sandbox-optml", code)
-    desc = wait_final(server, "sandbox-optml")
+    python_job(sandboxed, "sandbox-optml", code)
+    desc = wait_final(sandboxed, "sandbox-optml")
     # The last statement must fail: the host's root is read-only inside the sandbox.
     assert desc["TrainingJobStatus"] == "Failed"
-    output = "\n".join(log_messages(server, "sandbox-optml"))
+    output = "\n".join(log_messages(sandboxed, "sandbox-optml"))
     assert "Read-only file system: '/usr/opensage-write-test'" in output
     assert "AssertionError" not in output
 
@@ -68,8 +75,9 @@ def host_listener() -> Iterator[int]:
 
 @pytest.mark.parametrize(("isolated", "expected"), [(True, "Failed"), (False, "Completed")])
 def test_network_isolation(
-    server: Clients, host_listener: int, isolated: bool, expected: str
+    sandboxed: Clients, host_listener: int, isolated: bool, expected: str
 ) -> None:
+    server = sandboxed
     name = f"net-{'isolated' if isolated else 'open'}"
     code = f"import socket; socket.create_connection(('127.0.0.1', {host_listener}), 5).close()"
     python_job(server, name, code, EnableNetworkIsolation=isolated)

@@ -191,3 +191,22 @@ def _events(server: Clients, job: str) -> list[dict[str, Any]]:
     name = streams["logStreams"][0]["logStreamName"]
     events = server.logs.get_log_events(logGroupName=group, logStreamName=name, startFromHead=True)
     return list(events["events"])
+
+
+def test_fit_streams_logs_and_download_data(
+    session: Session, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "talk.py").write_text("print('hello from the job')\n")
+    estimator = Estimator(
+        entry_point=str(tmp_path / "talk.py"),
+        output_path="s3://data/talk-out",
+        sagemaker_session=session,
+        base_job_name="talk",
+    )
+    estimator.fit(logs=True)
+    printed = capsys.readouterr().out
+    assert "hello from the job" in printed
+    assert "Completed - Training job completed" in printed
+    job = estimator.describe()["TrainingJobName"]
+    files = session.download_data(str(tmp_path / "down"), "data", f"talk-out/{job}/output")
+    assert sorted(Path(f).name for f in files) == ["model.tar.gz", "output.tar.gz"]
