@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 from opensage.contract import BASE_DIR_ENV, DEFAULT_BASE_DIR
@@ -27,6 +28,7 @@ class SandboxRuntime:
             "--dev", "/dev",
             "--proc", "/proc",
             "--tmpfs", "/tmp",
+            *_python_mounts(Path("/tmp")),
             *_opt_mounts(Path(DEFAULT_BASE_DIR)),
             "--bind", str(spec.job_dir), DEFAULT_BASE_DIR,
             "--unshare-pid",
@@ -38,6 +40,23 @@ class SandboxRuntime:
         env = {**os.environ, **spec.env}
         env.pop(BASE_DIR_ENV, None)  # inside the sandbox the tree is the real /opt/ml
         return [*argv, "--", *spec.command], env
+
+
+def _python_mounts(private: Path) -> list[str]:
+    """Bind back, read-only, what this Python needs from under a folder the sandbox replaces.
+
+    A checkout (and its `.venv`) may live under /tmp, as CI clones often do; the job's private
+    /tmp must not hide the interpreter and packages the program runs on.
+    """
+    needed = {Path(p) for p in (sys.prefix, sys.base_prefix, *sys.path) if p}
+    mounts: list[str] = []
+    for path in sorted(needed):
+        resolved = path.resolve()
+        if resolved.is_relative_to(private) and resolved.exists():
+            if any(resolved.is_relative_to(Path(m)) for m in mounts[2::3]):
+                continue  # inside a folder already bound
+            mounts += ["--ro-bind", str(resolved), str(resolved)]
+    return mounts
 
 
 def _opt_mounts(target: Path) -> list[str]:
