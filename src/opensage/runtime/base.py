@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Protocol
 
 from opensage.errors import ValidationError
+from opensage.runtime.shim import process_stat
 
 
 @dataclass(frozen=True)
@@ -36,9 +37,8 @@ class Runtime(Protocol):
 class RunHandle:
     """A running (or finished) program, known only through the shim's files and its pids."""
 
-    def __init__(self, run_dir: Path, process: subprocess.Popen[bytes] | None = None) -> None:
+    def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
-        self._process = process  # only when this server started the shim: reaped on poll
 
     @property
     def log_path(self) -> Path:
@@ -46,11 +46,7 @@ class RunHandle:
 
     def exit_code(self) -> int | None:
         path = self.run_dir / "exit_code"
-        if not path.exists():
-            return None
-        if self._process is not None:
-            self._process.wait(timeout=30)  # the shim exits right after writing the file
-        return int(path.read_text())
+        return int(path.read_text()) if path.exists() else None
 
     def _pid(self, name: str) -> int | None:
         path = self.run_dir / name
@@ -87,29 +83,18 @@ def start(runtime: Runtime, spec: ContainerSpec) -> RunHandle:
     """Launch the shim detached from this process, so the job survives a server restart."""
     spec.run_dir.mkdir(parents=True, exist_ok=True)
     argv, env = runtime.wrap(spec)
+    shim = [sys.executable, "-m", "opensage.runtime.shim", "--detach", str(spec.run_dir), "--"]
     with (spec.run_dir / "shim.err").open("wb") as shim_err:
-        shim = subprocess.Popen(
-            [sys.executable, "-m", "opensage.runtime.shim", str(spec.run_dir), "--", *argv],
+        subprocess.run(
+            [*shim, *argv],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=shim_err,
             env=env,
             start_new_session=True,
+            check=True,
         )
-    stat = process_stat(shim.pid)
-    (spec.run_dir / "shim.started").write_text(stat[1] if stat else "")
-    (spec.run_dir / "shim.pid").write_text(str(shim.pid))
-    return RunHandle(spec.run_dir, shim)
-
-
-def process_stat(pid: int) -> tuple[str, str] | None:
-    """(state letter, start time in clock ticks since boot) from /proc/<pid>/stat."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return fields[0], fields[19]
+    return RunHandle(spec.run_dir)
 
 
 def runtime_for(name: str) -> Runtime:

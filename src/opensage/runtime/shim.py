@@ -60,10 +60,39 @@ def run(run_dir: Path, argv: list[str]) -> int:
     return code
 
 
+def process_stat(pid: int) -> tuple[str, str] | None:
+    """(state letter, start time in clock ticks since boot) from /proc/<pid>/stat."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return fields[0], fields[19]
+
+
+def detach(run_dir: Path) -> None:
+    """Fork the shim away from its starter, so it is nobody's child but init's.
+
+    The intermediate process records the shim's pid and start time before it exits, so the
+    starter finds both files as soon as it has waited for it.
+    """
+    pid = os.fork()
+    if pid:
+        stat = process_stat(pid)
+        write_atomic(run_dir / "shim.started", stat[1] if stat else "")
+        write_atomic(run_dir / "shim.pid", str(pid))
+        os._exit(0)
+    os.setsid()
+
+
 def main() -> None:
     args = sys.argv[1:]
+    detached = args[:1] == ["--detach"]
+    args = args[1:] if detached else args
     if len(args) < 3 or args[1] != "--":
-        sys.exit("usage: python -m opensage.runtime.shim RUN_DIR -- ARGV...")
+        sys.exit("usage: python -m opensage.runtime.shim [--detach] RUN_DIR -- ARGV...")
+    if detached:
+        detach(Path(args[0]))
     run(Path(args[0]), args[2:])
 
 
