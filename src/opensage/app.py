@@ -41,6 +41,7 @@ def create_app(settings: Settings) -> Starlette:
             region=settings.region,
             stop_grace_seconds=settings.stop_grace_seconds,
             poll_interval_seconds=settings.poll_interval_seconds,
+            checkpoint_sync_seconds=settings.checkpoint_sync_seconds,
             container_env={
                 "S3_ENDPOINT_URL": settings.endpoint_url,
                 "AWS_ENDPOINT_URL_S3": settings.endpoint_url,

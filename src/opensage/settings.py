@@ -30,6 +30,7 @@ class Settings:
     auth_configured: bool = False
     stop_grace_seconds: float = 120.0
     poll_interval_seconds: float = 0.2
+    checkpoint_sync_seconds: float = 10.0
     extra_env: dict[str, str] = field(default_factory=dict)
 
     @classmethod

@@ -53,6 +53,7 @@ def settings_for(home: Path, runtime: str = "auto") -> Settings:
         runtime=runtime,
         stop_grace_seconds=3,
         poll_interval_seconds=0.05,
+        checkpoint_sync_seconds=0.5,
     )
 
 

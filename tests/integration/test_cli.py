@@ -44,6 +44,10 @@ def test_jobs_commands(server: Clients) -> None:
     code, output = opensage("jobs", "describe", "cli-job", endpoint=server.endpoint)
     assert code == 0
     assert '"TrainingJobStatus": "Completed"' in output
+    python_job(server, "cli-stop", "import time; time.sleep(300)")
+    code, output = opensage("jobs", "stop", "cli-stop", endpoint=server.endpoint)
+    assert (code, output.strip()) == (0, "Stopping cli-stop")
+    assert wait_final(server, "cli-stop")["TrainingJobStatus"] == "Stopped"
     code, output = opensage("jobs", "describe", "missing-job", endpoint=server.endpoint)
     assert code == 1
     assert output.strip() == "opensage: ValidationException: Requested resource not found."

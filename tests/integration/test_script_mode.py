@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from opensage.sdk import Estimator, Session, TrainingInput, UnexpectedStatusError
-from tests.integration.conftest import Clients, python_job, wait_final, wait_for
+from tests.integration.conftest import Clients, log_messages, python_job, wait_final, wait_for
 
 SPEC_SM_VARIABLES = [
     "SM_MODEL_DIR", "SM_CHANNELS", "SM_CHANNEL_TRAIN", "SM_HPS", "SM_HP_EPOCHS",
@@ -210,3 +210,56 @@ def test_fit_streams_logs_and_download_data(
     job = estimator.describe()["TrainingJobName"]
     files = session.download_data(str(tmp_path / "down"), "data", f"talk-out/{job}/output")
     assert sorted(Path(f).name for f in files) == ["model.tar.gz", "output.tar.gz"]
+
+
+def test_stop_sends_sigterm_then_sigkill_after_the_grace_period(server: Clients) -> None:
+    stubborn = (
+        "import signal, time; "
+        "signal.signal(signal.SIGTERM, lambda *a: print('got SIGTERM, ignoring it', flush=True)); "
+        "print('ready', flush=True); "
+        "time.sleep(300)"
+    )
+    python_job(server, "stubborn", stubborn)
+    wait_for(lambda: "ready" in log_messages(server, "stubborn"), what="stubborn to start")
+    server.sagemaker.stop_training_job(TrainingJobName="stubborn")
+    desc = wait_final(server, "stubborn")  # the fixture's grace period is 3 s
+    assert (desc["TrainingJobStatus"], desc["SecondaryStatus"]) == ("Stopped", "Stopped")
+    assert log_messages(server, "stubborn") == ["ready", "got SIGTERM, ignoring it"]
+
+
+def test_checkpoints_come_in_go_out_during_and_after_the_job(server: Clients) -> None:
+    prefix = f"ckpt-{server.runtime}"
+    server.s3.put_object(Bucket="data", Key=f"{prefix}/run/step-1", Body=b"one")
+    server.s3.put_object(Bucket="data", Key=f"{prefix}/run2/untouched", Body=b"sibling")
+    code = (
+        "import os, pathlib, time; "
+        "d = pathlib.Path(os.environ.get('SAGEMAKER_BASE_DIR', '/opt/ml'), 'checkpoints'); "
+        "print('resumed from', (d / 'step-1').read_text(), flush=True); "
+        "(d / 'step-2').write_text('two'); "
+        "time.sleep(300)"
+    )
+    python_job(
+        server,
+        f"checkpointed-{server.runtime}",
+        code,
+        CheckpointConfig={"S3Uri": f"s3://data/{prefix}/run"},
+    )
+
+    def uploaded() -> bool:
+        listed = server.s3.list_objects_v2(Bucket="data", Prefix=f"{prefix}/run/")
+        return f"{prefix}/run/step-2" in [o["Key"] for o in listed.get("Contents", [])]
+
+    wait_for(uploaded, what="the checkpoint to be uploaded while the job runs")
+    assert (
+        server.sagemaker.describe_training_job(TrainingJobName=f"checkpointed-{server.runtime}")[
+            "TrainingJobStatus"
+        ]
+        == "InProgress"
+    )
+    server.sagemaker.stop_training_job(TrainingJobName=f"checkpointed-{server.runtime}")
+    wait_final(server, f"checkpointed-{server.runtime}")
+    assert log_messages(server, f"checkpointed-{server.runtime}") == ["resumed from one"]
+    get = server.s3.get_object
+    assert get(Bucket="data", Key=f"{prefix}/run/step-1")["Body"].read() == b"one"
+    assert get(Bucket="data", Key=f"{prefix}/run/step-2")["Body"].read() == b"two"
+    assert get(Bucket="data", Key=f"{prefix}/run2/untouched")["Body"].read() == b"sibling"

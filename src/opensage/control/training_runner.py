@@ -46,6 +46,7 @@ class RunnerConfig:
     stop_grace_seconds: float
     poll_interval_seconds: float
     container_env: dict[str, str]
+    checkpoint_sync_seconds: float = 10.0
 
 
 class TrainingScheduler:
@@ -58,13 +59,13 @@ class TrainingScheduler:
         self.storage = storage
         self.runtime = runtime
         self.config = config
-        self._shutdown = threading.Event()
+        self.shutting_down = threading.Event()
         self._threads: dict[str, threading.Thread] = {}
         self._lock = threading.Lock()
 
     def launch(self, name: str) -> None:
         with self._lock:
-            if self._shutdown.is_set() or (
+            if self.shutting_down.is_set() or (
                 name in self._threads and self._threads[name].is_alive()
             ):
                 return
@@ -80,7 +81,7 @@ class TrainingScheduler:
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """Stop supervising; the programs keep running and are re-attached on restart."""
-        self._shutdown.set()
+        self.shutting_down.set()
         for thread in list(self._threads.values()):
             thread.join(timeout)
 
@@ -160,7 +161,7 @@ class JobSupervisor:
         except StagingError as exc:
             self._fail(exc.message)
             return False
-        if self.s._shutdown.is_set():
+        if self.s.shutting_down.is_set():
             return False
         now = time.time()
         stream = f"{self.name}/algo-1-{int(now)}"
@@ -270,6 +271,8 @@ class JobSupervisor:
         job = self._job()
         definitions = self._definitions(job.request)
         max_runtime = job.request["StoppingCondition"]["MaxRuntimeInSeconds"]
+        checkpoint = job.request.get("CheckpointConfig")
+        synced_at = time.monotonic()
         terminated_at: float | None = None
         if not (self.handle.run_dir / "shim.pid").exists():
             if job.state.get("StopRequested") or job.state.get("MaxRuntimeExceeded"):
@@ -283,8 +286,12 @@ class JobSupervisor:
             if not self.handle.shim_alive() and self.handle.exit_code() is None:
                 self._update(lambda s: s.update(ProgramLost=True))
                 return True
-            if self.s._shutdown.wait(self.s.config.poll_interval_seconds):
+            if self.s.shutting_down.wait(self.s.config.poll_interval_seconds):
                 return False
+            if checkpoint and time.monotonic() - synced_at > self.s.config.checkpoint_sync_seconds:
+                prefix = S3Uri.parse(checkpoint["S3Uri"])
+                sync_up(self.s.storage, self.paths.checkpoints, prefix)
+                synced_at = time.monotonic()
             job = self._job()
             now = time.time()
             start_time = job.state.get("TrainingStartTime", now)
