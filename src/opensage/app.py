@@ -6,10 +6,14 @@ Backends are chosen here by setting (store URL, runtime name) and nowhere else.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
 
 import uvicorn
 from starlette.applications import Starlette
@@ -18,7 +22,7 @@ from opensage.control.logs import LogService
 from opensage.control.tags import TagService
 from opensage.control.training import TrainingService
 from opensage.control.training_runner import RunnerConfig, TrainingScheduler
-from opensage.errors import ValidationError
+from opensage.errors import OpenSageError, ValidationError
 from opensage.runtime import runtime_for
 from opensage.server.app import build_asgi
 from opensage.server.awsjson import JsonService
@@ -92,6 +96,42 @@ def create_app(settings: Settings) -> Starlette:
     return app
 
 
+class HomeInUseError(OpenSageError):
+    """Two servers supervising the same jobs would race each other: one server per home."""
+
+
+class HomeLock:
+    """An exclusive lock on `OPENSAGE_HOME`, held for the life of a server."""
+
+    def __init__(self, home: Path) -> None:
+        self.path = home / "server.lock"
+        self._file: IO[str] | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = self.path.open("a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            handle.seek(0)
+            owner = handle.read().strip() or "unknown"
+            handle.close()
+            raise HomeInUseError(
+                f"{self.path.parent} is in use by another opensage server ({owner}); use that "
+                "server (set OPENSAGE_ENDPOINT) or choose another OPENSAGE_HOME"
+            ) from exc
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        self._file = handle
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()  # closing drops the lock
+            self._file = None
+
+
 def check_bind(settings: Settings) -> None:
     """Without request signing, opensage must not be reachable from other machines."""
     if not settings.is_loopback() and not settings.auth_configured:
@@ -103,7 +143,14 @@ def check_bind(settings: Settings) -> None:
 
 def serve(settings: Settings) -> None:
     check_bind(settings)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+    lock = HomeLock(settings.home)
+    lock.acquire()
+    try:
+        uvicorn.run(
+            create_app(settings), host=settings.host, port=settings.port, log_level="warning"
+        )
+    finally:
+        lock.release()
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -123,12 +170,14 @@ class EmbeddedServer:
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="opensage", daemon=True)
+        self._lock = HomeLock(settings.home)
 
     @property
     def endpoint_url(self) -> str:
         return self.settings.endpoint_url
 
     def start(self, timeout: float = 30.0) -> EmbeddedServer:
+        self._lock.acquire()
         self._thread.start()
         deadline = time.monotonic() + timeout
         while not self._server.started:
@@ -140,6 +189,7 @@ class EmbeddedServer:
     def stop(self) -> None:
         self._server.should_exit = True
         self._thread.join(30)
+        self._lock.release()
 
 
 @contextlib.contextmanager

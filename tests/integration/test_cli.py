@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.integration.conftest import Clients, python_job, wait_final
 
 
@@ -58,3 +60,20 @@ def test_unreachable_server_is_a_usage_error() -> None:
     assert code == 1
     assert "cannot reach the server" in output
     assert "Traceback" not in output
+
+
+def test_one_server_per_home(tmp_path: Path) -> None:
+    from opensage.app import EmbeddedServer, HomeInUseError
+    from tests.integration.conftest import settings_for
+
+    first = EmbeddedServer(settings_for(tmp_path)).start()
+    try:
+        code, output = opensage("server", "--port", "1", home=tmp_path)
+        assert code == 1
+        assert f"{tmp_path} is in use by another opensage server (pid {os.getpid()})" in output
+        with pytest.raises(HomeInUseError):
+            EmbeddedServer(settings_for(tmp_path)).start()
+    finally:
+        first.stop()
+    second = EmbeddedServer(settings_for(tmp_path)).start()  # free again once the first stopped
+    second.stop()
