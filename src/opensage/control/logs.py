@@ -6,6 +6,7 @@ Group `/aws/sagemaker/TrainingJobs`, stream `<job>/algo-1-<start epoch>`, as the
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ class LogService:
         self._log_file = log_file  # job name → its output file
         self.region = region
         self.account = account
+        self._indexes: dict[Path, LineIndex] = {}  # a cache, derived from the files
+        self._lock = threading.Lock()
 
     def _require_group(self, group: str) -> None:
         if group != TRAINING_GROUP:
@@ -60,12 +63,24 @@ class LogService:
             "arn": f"arn:aws:logs:{self.region}:{self.account}:log-group:{group}:log-stream:{name}",
             "storedBytes": path.stat().st_size if path.exists() else 0,
         }
-        events = _events(path)
-        if events:
-            stream["firstEventTimestamp"] = events[0]["timestamp"]
-            stream["lastEventTimestamp"] = events[-1]["timestamp"]
-            stream["lastIngestionTime"] = events[-1]["ingestionTime"]
+        with self._lock:
+            index = self._line_index(path)
+            first = index.read(path, 0, 1)
+            last = index.read(path, index.count - 1, index.count)
+        if first:
+            stream["firstEventTimestamp"] = first[0]["timestamp"]
+            stream["lastEventTimestamp"] = last[0]["timestamp"]
+            stream["lastIngestionTime"] = last[0]["ingestionTime"]
         return stream
+
+    def _line_index(self, path: Path) -> LineIndex:
+        """The cached index of a log file (keyed by inode: a re-staged job writes a new file)."""
+        inode = path.stat().st_ino if path.exists() else -1
+        index = self._indexes.get(path)
+        if index is None or index.inode != inode:
+            index = self._indexes[path] = LineIndex(inode)
+        index.refresh(path)
+        return index
 
     def get_log_events(self, request: dict[str, Any]) -> dict[str, Any]:
         self._require_group(request["logGroupName"])
@@ -73,33 +88,43 @@ class LogService:
         jobs = [j for j in self._jobs_with_streams(stream) if j.state["LogStream"] == stream]
         if not jobs:
             raise LogsResourceNotFoundError("The specified log stream does not exist.")
-        events = _events(self._log_file(jobs[0].name))
+        path = self._log_file(jobs[0].name)
         start, end = request.get("startTime"), request.get("endTime")
-        if start is not None or end is not None:
+        if start or end is not None:  # a time window: filter the whole stream, then page
             events = [
                 e
-                for e in events
+                for e in _events(path)
                 if (start is None or e["timestamp"] >= start)
                 and (end is None or e["timestamp"] < end)
             ]
-        limit = request.get("limit", 10_000)
-        token = request.get("nextToken")
-        if token and token.startswith("b/"):
-            stop = _index(token, "b")
-            begin = max(0, stop - limit)
-        elif token:
-            begin = _index(token, "f")
-            stop = min(len(events), begin + limit)
-        elif request.get("startFromHead"):
-            begin, stop = 0, min(len(events), limit)
-        else:
-            stop = len(events)
-            begin = max(0, stop - limit)
-        return {
-            "events": events[begin:stop],
-            "nextForwardToken": f"f/{stop}",
-            "nextBackwardToken": f"b/{begin}",
-        }
+            return _page(request, len(events), lambda b, s: events[b:s])
+        with self._lock:  # the hot path of tailing: read only the requested lines
+            index = self._line_index(path)
+            return _page(request, index.count, lambda b, s: index.read(path, b, s))
+
+
+def _page(
+    request: dict[str, Any], count: int, read: Callable[[int, int], list[dict[str, Any]]]
+) -> dict[str, Any]:
+    """One page of events by CloudWatch's token rules; tokens are indexes into the stream."""
+    limit = request.get("limit", 10_000)
+    token = request.get("nextToken")
+    if token and token.startswith("b/"):
+        stop = min(count, _index(token, "b"))
+        begin = max(0, stop - limit)
+    elif token:
+        begin = min(count, _index(token, "f"))
+        stop = min(count, begin + limit)
+    elif request.get("startFromHead"):
+        begin, stop = 0, min(count, limit)
+    else:
+        stop = count
+        begin = max(0, stop - limit)
+    return {
+        "events": read(begin, stop),
+        "nextForwardToken": f"f/{stop}",
+        "nextBackwardToken": f"b/{begin}",
+    }
 
 
 def _index(token: str | None, kind: str) -> int:
@@ -111,15 +136,52 @@ def _index(token: str | None, kind: str) -> int:
     return int(number)
 
 
+class LineIndex:
+    """Where each complete line of an append-only log file ends, extended as the file grows.
+
+    A client tailing a stream asks for the lines after its token again and again; with the index
+    each call reads only those lines instead of the whole file.
+    """
+
+    def __init__(self, inode: int) -> None:
+        self.inode = inode
+        self.ends = [0]  # ends[i] is the byte offset where line i starts
+
+    @property
+    def count(self) -> int:
+        return len(self.ends) - 1
+
+    def refresh(self, path: Path) -> None:
+        if not path.exists():
+            return
+        with path.open("rb") as f:
+            f.seek(self.ends[-1])
+            data = f.read()
+        base = self.ends[-1]
+        position = data.find(b"\n")
+        while position != -1:
+            self.ends.append(base + position + 1)
+            position = data.find(b"\n", position + 1)
+
+    def read(self, path: Path, begin: int, stop: int) -> list[dict[str, Any]]:
+        begin, stop = max(begin, 0), min(stop, self.count)
+        if begin >= stop:
+            return []
+        with path.open("rb") as f:
+            f.seek(self.ends[begin])
+            data = f.read(self.ends[stop] - self.ends[begin])
+        lines = data.decode("utf-8", errors="replace").split("\n")[:-1]  # only \n ends a line
+        return [parse_log_line(line) for line in lines]
+
+
+def parse_log_line(line: str) -> dict[str, Any]:
+    """A shim line `<epoch-ms> <message>` as a CloudWatch event."""
+    stamp, _, message = line.partition(" ")
+    ms = int(stamp) if stamp.isascii() and stamp.isdigit() else 0
+    return {"timestamp": ms, "message": message, "ingestionTime": ms}
+
+
 def _events(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    events = []
-    with path.open(encoding="utf-8", errors="replace") as f:
-        for raw in f:
-            if not raw.endswith("\n"):
-                break  # a line still being written
-            stamp, _, message = raw[:-1].partition(" ")
-            ms = int(stamp) if stamp.isascii() and stamp.isdigit() else 0
-            events.append({"timestamp": ms, "message": message, "ingestionTime": ms})
-    return events
+    index = LineIndex(-1)
+    index.refresh(path)
+    return index.read(path, 0, index.count)

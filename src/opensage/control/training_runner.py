@@ -21,6 +21,7 @@ from typing import Any
 from opensage.contract import FAILURE_REASON_LIMIT, MLPaths
 from opensage.control import images, lifecycle
 from opensage.control.lifecycle import Primary, Secondary
+from opensage.control.logs import parse_log_line
 from opensage.control.metrics import MetricDefinition, compile_definitions, extract
 from opensage.control.staging import (
     StagingError,
@@ -319,10 +320,9 @@ class JobSupervisor:
         if end == 0:
             return
         points: list[MetricPoint] = []
-        for raw in data[:end].decode("utf-8", errors="replace").splitlines():
-            stamp, _, line = raw.partition(" ")
-            timestamp = int(stamp) / 1000 if stamp.isascii() and stamp.isdigit() else time.time()
-            points.extend(extract(definitions, line, timestamp))
+        for line in data[:end].decode("utf-8", errors="replace").split("\n")[:-1]:
+            event = parse_log_line(line)
+            points.extend(extract(definitions, event["message"], event["timestamp"] / 1000))
         self._update(lambda s: s.update(LogOffset=offset + end), points=points)
 
     # collecting ------------------------------------------------------------------------------
