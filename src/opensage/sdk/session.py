@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ class Session:
         self._server: EmbeddedServer | None = None
         endpoint = endpoint_url or os.environ.get("OPENSAGE_ENDPOINT")
         if endpoint is None:
-            settings = Settings(**{**settings.__dict__, "port": free_port()})
+            settings = replace(settings, port=free_port())
             self._server = EmbeddedServer(settings).start()
             atexit.register(self.close)
             endpoint = self._server.endpoint_url
