@@ -16,23 +16,29 @@ from pathlib import Path
 from typing import IO
 
 import uvicorn
-from starlette.applications import Starlette
 
+from opensage.control.endpoint_configs import EndpointConfigService
+from opensage.control.endpoint_metrics import EndpointMetrics, MetricsFlusher
+from opensage.control.endpoints import EndpointService
+from opensage.control.fleet import FleetConfig, FleetManager
 from opensage.control.logs import LogService
+from opensage.control.models import ModelService
+from opensage.control.routing import Router, RouteTable
 from opensage.control.tags import TagService
 from opensage.control.training import TrainingService
 from opensage.control.training_runner import RunnerConfig, TrainingScheduler
 from opensage.errors import OpenSageError, ValidationError
 from opensage.runtime import runtime_for
-from opensage.server.app import build_asgi
+from opensage.server.app import EdgeApp, build_asgi
 from opensage.server.awsjson import JsonService
+from opensage.server.runtime_api import RuntimeApi
 from opensage.server.s3 import S3Api
 from opensage.settings import Settings
 from opensage.storage import LocalObjectStorage
 from opensage.store import Store
 
 
-def create_app(settings: Settings) -> Starlette:
+def create_app(settings: Settings) -> EdgeApp:
     store = Store.from_url(settings.database_url)
     storage = LocalObjectStorage(settings.storage_root)
     runtime = runtime_for(settings.resolved_runtime())
@@ -54,6 +60,35 @@ def create_app(settings: Settings) -> Starlette:
         ),
     )
     training = TrainingService(store, settings.region, settings.account_id, scheduler.launch)
+    routes, endpoint_metrics = RouteTable(), EndpointMetrics()
+    fleet = FleetManager(
+        store,
+        storage,
+        runtime,
+        routes,
+        endpoint_metrics,
+        FleetConfig(
+            home=settings.home,
+            region=settings.region,
+            poll_interval_seconds=settings.poll_interval_seconds,
+            health_interval_seconds=settings.health_interval_seconds,
+            stop_grace_seconds=settings.stop_grace_seconds,
+            container_env=scheduler.config.container_env,
+        ),
+    )
+    models = ModelService(store, settings.region, settings.account_id)
+    configs = EndpointConfigService(store, models, settings.region, settings.account_id)
+    endpoints = EndpointService(
+        store, configs, models, settings.region, settings.account_id, fleet.launch
+    )
+    router = Router(
+        routes,
+        endpoint_metrics,
+        settings.region,
+        settings.account_id,
+        settings.invocation_timeout_seconds,
+    )
+    flusher = MetricsFlusher(endpoint_metrics, store, endpoints.arn, settings.metrics_flush_seconds)
     tags = TagService(store)
     logs = LogService(
         store,
@@ -68,6 +103,20 @@ def create_app(settings: Settings) -> Starlette:
             "DescribeTrainingJob": training.describe,
             "ListTrainingJobs": training.list,
             "StopTrainingJob": training.stop,
+            "CreateModel": models.create,
+            "DescribeModel": models.describe,
+            "ListModels": models.list,
+            "DeleteModel": models.delete,
+            "CreateEndpointConfig": configs.create,
+            "DescribeEndpointConfig": configs.describe,
+            "ListEndpointConfigs": configs.list,
+            "DeleteEndpointConfig": configs.delete,
+            "CreateEndpoint": endpoints.create,
+            "DescribeEndpoint": endpoints.describe,
+            "ListEndpoints": endpoints.list,
+            "UpdateEndpoint": endpoints.update,
+            "UpdateEndpointWeightsAndCapacities": endpoints.update_weights_and_capacities,
+            "DeleteEndpoint": endpoints.delete,
             "AddTags": tags.add,
             "ListTags": tags.list,
             "DeleteTags": tags.delete,
@@ -86,12 +135,24 @@ def create_app(settings: Settings) -> Starlette:
         settings.storage_root.mkdir(parents=True, exist_ok=True)
         store.migrate()
         scheduler.reconcile()
+        fleet.reconcile()
+        flusher.start()
 
     def shutdown() -> None:
         scheduler.shutdown()
+        fleet.shutdown()
+        router.close()
+        flusher.stop()
         store.close()
 
-    app = build_asgi([sagemaker, cloudwatch_logs], S3Api(storage), startup, shutdown)
+    app = build_asgi(
+        [sagemaker, cloudwatch_logs],
+        S3Api(storage),
+        RuntimeApi(router),
+        endpoint_metrics.prometheus,
+        startup,
+        shutdown,
+    )
     app.state.settings = settings
     return app
 

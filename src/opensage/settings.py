@@ -31,6 +31,9 @@ class Settings:
     stop_grace_seconds: float = 120.0
     poll_interval_seconds: float = 0.2
     checkpoint_sync_seconds: float = 10.0
+    health_interval_seconds: float = 5.0
+    invocation_timeout_seconds: float = 60.0
+    metrics_flush_seconds: float = 60.0
     extra_env: dict[str, str] = field(default_factory=dict)
 
     @classmethod

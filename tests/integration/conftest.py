@@ -31,9 +31,12 @@ class Clients:
     s3: Any
     logs: Any
     runtime: str = "auto"
+    home: Path | None = None
+    runtime_client: Any = None
+    autoscaling: Any = None
 
 
-def make_clients(endpoint: str, runtime: str = "auto") -> Clients:
+def make_clients(endpoint: str, runtime: str = "auto", home: Path | None = None) -> Clients:
     def client(service: str) -> Any:
         return boto3.client(
             service,
@@ -43,7 +46,16 @@ def make_clients(endpoint: str, runtime: str = "auto") -> Clients:
             aws_secret_access_key="test",
         )
 
-    return Clients(endpoint, client("sagemaker"), client("s3"), client("logs"), runtime)
+    return Clients(
+        endpoint,
+        client("sagemaker"),
+        client("s3"),
+        client("logs"),
+        runtime,
+        home,
+        client("sagemaker-runtime"),
+        client("application-autoscaling"),
+    )
 
 
 def settings_for(home: Path, runtime: str = "auto") -> Settings:
@@ -54,6 +66,8 @@ def settings_for(home: Path, runtime: str = "auto") -> Settings:
         stop_grace_seconds=3,
         poll_interval_seconds=0.05,
         checkpoint_sync_seconds=0.5,
+        health_interval_seconds=0.2,
+        metrics_flush_seconds=0.5,
     )
 
 
@@ -71,7 +85,7 @@ def server(
         pytest.skip("bubblewrap is not installed")
     home = tmp_path_factory.mktemp(f"opensage-home-{runtime}")
     embedded = EmbeddedServer(settings_for(home, runtime)).start()
-    clients = make_clients(embedded.endpoint_url, runtime)
+    clients = make_clients(embedded.endpoint_url, runtime, home)
     clients.s3.create_bucket(Bucket="data")
     yield clients
     embedded.stop()
@@ -167,7 +181,7 @@ class ServerProcess:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        clients = make_clients(self.endpoint)
+        clients = make_clients(self.endpoint, home=self.home)
 
         def ready() -> bool:
             assert self.proc is not None
@@ -185,6 +199,12 @@ class ServerProcess:
         assert self.proc is not None
         self.proc.kill()
         self.proc.wait()
+
+    def stop(self) -> None:
+        """A graceful stop (SIGTERM), as Ctrl-C or a service manager would."""
+        assert self.proc is not None
+        self.proc.terminate()
+        self.proc.wait(60)
 
 
 def log_messages(clients: Clients, job: str) -> list[str]:

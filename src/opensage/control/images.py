@@ -33,6 +33,15 @@ FRAMEWORK_REPOSITORIES = {
     "python",
 }
 TOOLKIT = [sys.executable, "-m", "opensage.toolkit", "train"]
+MODEL_SERVER = [sys.executable, "-m", "opensage.serving", "serve"]
+HANDLER_ENV = "OPENSAGE_SERVING_HANDLER"
+
+# Images whose `serve` runs a user's inference script (the inference toolkit's contract).
+SERVING_FRAMEWORK_REPOSITORIES = FRAMEWORK_REPOSITORIES | {
+    "pytorch-inference",
+    "tensorflow-inference",
+    "huggingface-pytorch-inference",
+}
 
 
 @dataclass(frozen=True)
@@ -81,4 +90,31 @@ def resolve(
         f"Image '{image}' is not an algorithm or framework image opensage can run "
         f"(repository '{repo}'); built-in: xgboost, sagemaker-xgboost; script mode: "
         f"{', '.join(sorted(FRAMEWORK_REPOSITORIES))}"
+    )
+
+
+@dataclass(frozen=True)
+class ServingProgram:
+    """What `serve` runs for an inference image, and the variables that pick its handler."""
+
+    command: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def resolve_serving(image: str, environment: dict[str, str]) -> ServingProgram:
+    """The model server for an inference image; `ValidationException` when opensage cannot run it.
+
+    A built-in algorithm's image serves through that algorithm's handler unless the model names
+    a script (`SAGEMAKER_PROGRAM`), which turns the XGBoost image into a framework image, as the
+    SageMaker XGBoost container does.
+    """
+    repo = repository(image)
+    if repo in ("sagemaker-xgboost", "xgboost") and "SAGEMAKER_PROGRAM" not in environment:
+        return ServingProgram(list(MODEL_SERVER), {HANDLER_ENV: "xgboost"})
+    if repo in SERVING_FRAMEWORK_REPOSITORIES:
+        return ServingProgram(list(MODEL_SERVER))
+    raise ValidationError(
+        f"Image '{image}' is not an inference image opensage can run (repository '{repo}'); "
+        f"built-in: xgboost, sagemaker-xgboost; inference scripts: "
+        f"{', '.join(sorted(SERVING_FRAMEWORK_REPOSITORIES))}"
     )

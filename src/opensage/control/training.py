@@ -9,12 +9,12 @@ from typing import Any
 
 from opensage.control import images, lifecycle
 from opensage.control.lifecycle import Primary, Secondary
+from opensage.control.listing import page
 from opensage.control.metrics import final_metrics
-from opensage.control.naming import arn, decode_token, encode_token
+from opensage.control.naming import arn
 from opensage.errors import NotFoundError, ResourceInUseError, ValidationError
 from opensage.storage import S3Uri
 from opensage.store import Resource, Store
-from opensage.store.repository import ListQuery
 
 KIND = "TrainingJob"
 DEFAULT_MAX_RUNTIME = 86400
@@ -99,28 +99,7 @@ class TrainingService:
         return out
 
     def list(self, request: dict[str, Any]) -> dict[str, Any]:
-        offset = decode_token(request.get("NextToken"))
-        limit = request.get("MaxResults", 10)
-        sort = {"Name": "name", "Status": "status"}.get(request.get("SortBy", ""), "created_at")
-        query = ListQuery(
-            kind=KIND,
-            name_contains=request.get("NameContains"),
-            status=request.get("StatusEquals"),
-            created_after=request.get("CreationTimeAfter"),
-            created_before=request.get("CreationTimeBefore"),
-            modified_after=request.get("LastModifiedTimeAfter"),
-            modified_before=request.get("LastModifiedTimeBefore"),
-            sort_by=sort,
-            descending=request.get("SortOrder") == "Descending",
-            offset=offset,
-            limit=limit + 1,
-        )
-        jobs = self.store.query(query)
-        summaries = [_summary(job) for job in jobs[:limit]]
-        out: dict[str, Any] = {"TrainingJobSummaries": summaries}
-        if len(jobs) > limit:
-            out["NextToken"] = encode_token(offset + limit)
-        return out
+        return page(self.store, KIND, request, _summary, "TrainingJobSummaries")
 
     # Stop --------------------------------------------------------------------------------
 

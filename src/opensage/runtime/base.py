@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Protocol
 
 from opensage.errors import ValidationError
-from opensage.runtime.shim import process_stat
+from opensage.runtime.shim import process_stat, tether_of
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,10 @@ class Runtime(Protocol):
 
     def wrap(self, spec: ContainerSpec) -> tuple[list[str], dict[str, str]]:
         """The argv and environment that run `spec.command` under this runtime."""
+        ...
+
+    def container_base(self, spec: ContainerSpec) -> str:
+        """Where the program sees `spec.job_dir` (its `/opt/ml`), for paths passed in its env."""
         ...
 
 
@@ -79,11 +83,16 @@ class RunHandle:
         self.signal(signal.SIGKILL)
 
 
-def start(runtime: Runtime, spec: ContainerSpec) -> RunHandle:
-    """Launch the shim detached from this process, so the job survives a server restart."""
+def start(runtime: Runtime, spec: ContainerSpec, *, tethered: bool = False) -> RunHandle:
+    """Launch the shim detached from this process, so the job survives a server restart.
+
+    A `tethered` program (an endpoint instance) is stopped by its shim when this process ends.
+    """
     spec.run_dir.mkdir(parents=True, exist_ok=True)
     argv, env = runtime.wrap(spec)
-    shim = [sys.executable, "-m", "opensage.runtime.shim", "--detach", str(spec.run_dir), "--"]
+    tether = ["--tether", tether_of(os.getpid())] if tethered else []
+    shim = [sys.executable, "-m", "opensage.runtime.shim", "--detach", *tether,
+            str(spec.run_dir), "--"]  # fmt: skip
     with (spec.run_dir / "shim.err").open("wb") as shim_err:
         subprocess.run(
             [*shim, *argv],

@@ -16,3 +16,6 @@ class ProcessRuntime:
     def wrap(self, spec: ContainerSpec) -> tuple[list[str], dict[str, str]]:
         env = {**os.environ, **spec.env, BASE_DIR_ENV: str(spec.job_dir)}
         return list(spec.command), env
+
+    def container_base(self, spec: ContainerSpec) -> str:
+        return str(spec.job_dir)

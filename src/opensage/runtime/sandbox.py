@@ -41,6 +41,9 @@ class SandboxRuntime:
         env.pop(BASE_DIR_ENV, None)  # inside the sandbox the tree is the real /opt/ml
         return [*argv, "--", *spec.command], env
 
+    def container_base(self, spec: ContainerSpec) -> str:
+        return DEFAULT_BASE_DIR
+
 
 def _python_mounts(private: Path) -> list[str]:
     """Bind back, read-only, what this Python needs from under a folder the sandbox replaces.

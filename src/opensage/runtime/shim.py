@@ -4,6 +4,9 @@ Started detached from the server (its own session), it runs ARGV in a new proces
 writes, under RUN_DIR: `child.pid`, `output.log` (one `<epoch-ms> <line>` per output line, control
 characters rendered as `#ooo` the way CloudWatch shows SageMaker logs, so a tab reads `#011`),
 and finally `exit_code`. Because all of that lives in files, the server can die and re-attach.
+
+With `--tether PID:START`, the program is stopped when that process (the server) is gone:
+endpoint instances serve only while their server runs, even when it is killed.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -30,7 +34,7 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def run(run_dir: Path, argv: list[str]) -> int:
+def run(run_dir: Path, argv: list[str], tether: str | None = None) -> int:
     log_path = run_dir / "output.log"
     try:
         child = subprocess.Popen(
@@ -49,6 +53,8 @@ def run(run_dir: Path, argv: list[str]) -> int:
     # The server signals the child's process group directly; the shim itself ignores SIGTERM so
     # that it keeps draining output until the child really exits.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if tether is not None:
+        threading.Thread(target=_watch, args=(tether, child.pid), daemon=True).start()
     assert child.stdout is not None
     with child.stdout, log_path.open("a", encoding="utf-8") as log:
         for raw in child.stdout:
@@ -58,6 +64,25 @@ def run(run_dir: Path, argv: list[str]) -> int:
     code = child.wait()
     write_atomic(run_dir / "exit_code", str(code if code >= 0 else 128 - code))
     return code
+
+
+def _watch(tether: str, child: int, grace: float = 10.0) -> None:
+    """Stop the child's process group once the tethering process has gone."""
+    pid, _, started = tether.partition(":")
+    while (stat := process_stat(int(pid))) is not None and stat[0] != "Z" and stat[1] == started:
+        time.sleep(0.5)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(child, sig)
+        except ProcessLookupError:
+            return
+        time.sleep(grace)
+
+
+def tether_of(pid: int) -> str:
+    """`PID:START` naming a process unambiguously (pids are recycled, start times are not)."""
+    stat = process_stat(pid)
+    return f"{pid}:{stat[1] if stat else ''}"
 
 
 def process_stat(pid: int) -> tuple[str, str] | None:
@@ -89,11 +114,17 @@ def main() -> None:
     args = sys.argv[1:]
     detached = args[:1] == ["--detach"]
     args = args[1:] if detached else args
+    tether = None
+    if args[:1] == ["--tether"] and len(args) > 1:
+        tether, args = args[1], args[2:]
     if len(args) < 3 or args[1] != "--":
-        sys.exit("usage: python -m opensage.runtime.shim [--detach] RUN_DIR -- ARGV...")
+        sys.exit(
+            "usage: python -m opensage.runtime.shim [--detach] [--tether PID:START] "
+            "RUN_DIR -- ARGV..."
+        )
     if detached:
         detach(Path(args[0]))
-    run(Path(args[0]), args[2:])
+    run(Path(args[0]), args[2:], tether)
 
 
 if __name__ == "__main__":

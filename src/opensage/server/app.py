@@ -1,4 +1,12 @@
-"""The ASGI app of the edge: routes each request to its protocol by its headers and path."""
+"""The ASGI app of the edge: routes each request to its protocol by its headers and path.
+
+- `X-Amz-Target: <Prefix>.<Operation>` → the JSON 1.1 service with that prefix (SageMaker,
+  CloudWatch Logs, Application Auto Scaling);
+- `POST /endpoints/{name}/invocations` → the runtime API (checked first: it is the hot path);
+- an unsigned `GET /metrics` → Prometheus text (S3 requests are always signed, so a bucket named
+  `metrics` stays reachable);
+- anything else → the S3 subset.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +15,42 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from opensage.errors import UnknownOperationError
 from opensage.server.awsjson import JsonService, error_response
+from opensage.server.runtime_api import Receive, RuntimeApi, Scope, Send, is_invocation
 from opensage.server.s3 import S3Api
+
+PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class EdgeApp:
+    """The one ASGI callable: the runtime fast path, then Starlette for everything else."""
+
+    def __init__(self, runtime: RuntimeApi, rest: Starlette) -> None:
+        self.runtime = runtime
+        self.rest = rest
+        self.state = rest.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            match = is_invocation(scope)
+            if match is not None:
+                await self.runtime(match, scope, receive, send)
+                return
+        await self.rest(scope, receive, send)
 
 
 def build_asgi(
     services: list[JsonService],
     s3: S3Api,
+    runtime: RuntimeApi,
+    prometheus: Callable[[], str],
     on_startup: Callable[[], None],
     on_shutdown: Callable[[], None],
-) -> Starlette:
+) -> EdgeApp:
     by_prefix = {service.target_prefix: service for service in services}
 
     async def dispatch(request: Request) -> Response:
@@ -33,6 +63,13 @@ def build_asgi(
                     UnknownOperationError(f"Unknown operation {target}: no such service here")
                 )
             return await service.handle(operation, request)
+        if (
+            request.method == "GET"
+            and request.url.path == "/metrics"
+            and "authorization" not in request.headers
+            and "x-amz-date" not in request.headers
+        ):
+            return PlainTextResponse(prometheus(), media_type=PROMETHEUS)
         return await s3.handle(request)
 
     @asynccontextmanager
@@ -48,4 +85,4 @@ def build_asgi(
         Route("/", dispatch, methods=methods),
         Route("/{path:path}", dispatch, methods=methods),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    return EdgeApp(runtime, Starlette(routes=routes, lifespan=lifespan))

@@ -165,6 +165,20 @@ class Store:
         with self.engine.connect() as conn:
             return [_resource(row._mapping) for row in conn.execute(stmt)]
 
+    def delete(self, kind: str, name: str) -> bool:
+        """Remove a resource and its tags; False when it was not there."""
+        with self._write_lock, self.engine.begin() as conn:
+            row = conn.execute(
+                select(resources.c.id, resources.c.arn).where(
+                    and_(resources.c.kind == kind, resources.c.name == name)
+                )
+            ).first()
+            if row is None:
+                return False
+            conn.execute(delete(resources).where(resources.c.id == row.id))
+            conn.execute(delete(tags).where(tags.c.arn == row.arn))
+            return True
+
     def in_statuses(self, kind: str, statuses: list[str]) -> list[Resource]:
         with self.engine.connect() as conn:
             rows = conn.execute(
@@ -193,12 +207,28 @@ class Store:
 
     # metrics -----------------------------------------------------------------------------
 
-    def metric_points(self, arn: str) -> list[MetricPoint]:
+    def add_points(self, arn: str, points: list[MetricPoint]) -> None:
+        if not points:
+            return
+        with self._write_lock, self.engine.begin() as conn:
+            conn.execute(
+                insert(metric_points),
+                [{"arn": arn, "name": p.name, "value": p.value, "timestamp": p.timestamp}
+                 for p in points],
+            )  # fmt: skip
+
+    def metric_points(self, arn: str, since: float | None = None) -> list[MetricPoint]:
+        c = metric_points.c
+        conditions = [c.arn == arn]
+        if since is not None:
+            conditions.append(c.timestamp >= since)
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(metric_points).where(metric_points.c.arn == arn).order_by(metric_points.c.id)
-            )
+            rows = conn.execute(select(metric_points).where(and_(*conditions)).order_by(c.id))
             return [MetricPoint(row.name, row.value, row.timestamp) for row in rows]
+
+    def delete_points(self, arn: str) -> None:
+        with self._write_lock, self.engine.begin() as conn:
+            conn.execute(delete(metric_points).where(metric_points.c.arn == arn))
 
     def count(self, kind: str) -> int:
         with self.engine.connect() as conn:

@@ -1,0 +1,181 @@
+"""Per-variant invocation metrics, as CloudWatch's `AWS/SageMaker` namespace defines them.
+
+The router records every request here (in memory, cheap). A flusher turns what accumulated into
+stored metric points (one per metric and period, keyed `<variant>/<metric>`), the autoscaler reads
+a sliding window of InvocationsPerInstance, and `/metrics` renders running totals for Prometheus.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from opensage.store import MetricPoint, Store
+
+COUNTERS = (
+    "Invocations",
+    "Invocation4XXErrors",
+    "Invocation5XXErrors",
+    "InvocationModelErrors",
+    "InvocationsPerInstance",
+)
+LATENCIES = ("ModelLatency", "OverheadLatency")  # microseconds
+_WINDOW_SECONDS = 900
+
+
+@dataclass
+class _Totals:
+    counters: dict[str, float] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0.0))
+    latency_sum: dict[str, float] = field(default_factory=lambda: dict.fromkeys(LATENCIES, 0.0))
+    latency_min: dict[str, float] = field(default_factory=dict)
+    latency_max: dict[str, float] = field(default_factory=dict)
+
+    def add(self, counters: dict[str, float], latencies: dict[str, float]) -> None:
+        for name, value in counters.items():
+            self.counters[name] += value
+        for name, value in latencies.items():
+            self.latency_sum[name] += value
+            self.latency_min[name] = min(self.latency_min.get(name, value), value)
+            self.latency_max[name] = max(self.latency_max.get(name, value), value)
+
+
+class EndpointMetrics:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: dict[tuple[str, str], _Totals] = {}
+        self._totals: dict[tuple[str, str], _Totals] = {}
+        # per (endpoint, variant): deque of [second, invocations per instance]
+        self._window: dict[tuple[str, str], deque[list[float]]] = {}
+
+    def record(
+        self,
+        endpoint: str,
+        variant: str,
+        *,
+        status: int | None,
+        model_us: float,
+        overhead_us: float,
+        instances: int,
+    ) -> None:
+        """One invocation that reached a container; `status` None means no valid answer."""
+        per_instance = 1.0 / max(1, instances)
+        counters = {
+            "Invocations": 1.0,
+            "Invocation4XXErrors": 1.0 if status is not None and 400 <= status < 500 else 0.0,
+            "Invocation5XXErrors": 1.0 if status is None or status >= 500 else 0.0,
+            "InvocationModelErrors": 1.0 if status is None or status >= 300 else 0.0,
+            "InvocationsPerInstance": per_instance,
+        }
+        latencies = {"ModelLatency": model_us, "OverheadLatency": overhead_us}
+        key = (endpoint, variant)
+        second = float(int(time.time()))
+        with self._lock:
+            self._pending.setdefault(key, _Totals()).add(counters, latencies)
+            self._totals.setdefault(key, _Totals()).add(counters, latencies)
+            window = self._window.setdefault(key, deque())
+            if window and window[-1][0] == second:
+                window[-1][1] += per_instance
+            else:
+                window.append([second, per_instance])
+                while window and window[0][0] < second - _WINDOW_SECONDS:
+                    window.popleft()
+
+    def invocations_per_instance(self, endpoint: str, variant: str, seconds: float) -> float:
+        """Sum of InvocationsPerInstance over the last `seconds` (what target tracking reads)."""
+        since = time.time() - seconds
+        with self._lock:
+            window = self._window.get((endpoint, variant), deque())
+            return sum(value for second, value in window if second >= since)
+
+    def drain(self) -> dict[str, list[MetricPoint]]:
+        """The points accumulated since the last drain, by endpoint."""
+        now = time.time()
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        out: dict[str, list[MetricPoint]] = {}
+        for (endpoint, variant), totals in pending.items():
+            points = out.setdefault(endpoint, [])
+            count = totals.counters["Invocations"]
+            for name, value in totals.counters.items():
+                points.append(MetricPoint(f"{variant}/{name}", value, now))
+            for name, total in totals.latency_sum.items():
+                if count:
+                    points.append(MetricPoint(f"{variant}/{name}", total / count, now))
+        return out
+
+    def forget(self, endpoint: str) -> None:
+        with self._lock:
+            for table in (self._pending, self._totals, self._window):
+                for key in [k for k in table if k[0] == endpoint]:
+                    del table[key]
+
+    def prometheus(self) -> str:
+        """Running totals in the Prometheus text format (counters and latency summaries)."""
+        with self._lock:
+            totals = {
+                key: (dict(t.counters), dict(t.latency_sum)) for key, t in self._totals.items()
+            }
+        lines: list[str] = []
+        for name in COUNTERS:
+            metric = f"opensage_endpoint_{_snake(name)}_total"
+            lines += [f"# HELP {metric} SageMaker's {name}, summed.", f"# TYPE {metric} counter"]
+            for (endpoint, variant), (counters, _) in sorted(totals.items()):
+                lines.append(f"{metric}{_labels(endpoint, variant)} {counters[name]:g}")
+        for name in LATENCIES:
+            metric = f"opensage_endpoint_{_snake(name)}_microseconds"
+            lines += [f"# HELP {metric} SageMaker's {name}.", f"# TYPE {metric} summary"]
+            for (endpoint, variant), (counters, sums) in sorted(totals.items()):
+                labels = _labels(endpoint, variant)
+                lines.append(f"{metric}_sum{labels} {sums[name]:g}")
+                lines.append(f"{metric}_count{labels} {counters['Invocations']:g}")
+        return "\n".join(lines) + "\n"
+
+
+def _labels(endpoint: str, variant: str) -> str:
+    return f'{{endpoint="{endpoint}",variant="{variant}"}}'
+
+
+def _snake(name: str) -> str:
+    name = name.replace("4XX", "_4xx").replace("5XX", "_5xx")
+    out = "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
+    return out.replace("__", "_")
+
+
+class MetricsFlusher:
+    """Stores what the router recorded, every `period` seconds, until stopped."""
+
+    def __init__(
+        self,
+        metrics: EndpointMetrics,
+        store: Store,
+        arn_of: Callable[[str], str],
+        period: float,
+    ) -> None:
+        self.metrics = metrics
+        self.store = store
+        self.arn_of = arn_of
+        self.period = period
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="endpoint-metrics", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(10)
+        self.flush()
+
+    def flush(self) -> None:
+        for endpoint, points in self.metrics.drain().items():
+            arn = self.arn_of(endpoint)
+            if self.store.get_by_arn(arn) is not None:
+                self.store.add_points(arn, points)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period):
+            self.flush()
