@@ -164,6 +164,8 @@ class FleetManager:
         stop_leftovers(self.config.instances_root, self.config.stop_grace_seconds)
         shutil.rmtree(self.config.models_root, ignore_errors=True)
         for endpoint in self.store.in_statuses(KIND, ACTIVE):
+            # Known before the first request: "no healthy instance yet", not "no such endpoint".
+            self.routes.publish(routes_of(endpoint, None))
             self.launch(endpoint.name)
 
     def shutdown(self, timeout: float = 30.0) -> None:
@@ -440,20 +442,7 @@ class EndpointSupervisor:
     # state -------------------------------------------------------------------------------
 
     def _publish(self, endpoint: Resource) -> None:
-        fleet = self.fleet
-        variants = []
-        if fleet is not None and endpoint.status != "Failed":
-            for variant in fleet.deployment["Variants"]:
-                name = variant["VariantName"]
-                variants.append(
-                    VariantRoutes(
-                        name=name,
-                        weight=float(endpoint.state["Variants"][name]["DesiredWeight"]),
-                        instances=tuple(i.route for i in fleet.healthy(name)),
-                        mode=variant["Mode"],
-                    )
-                )
-        self.m.routes.publish(EndpointRoutes(self.name, endpoint.status, tuple(variants)))
+        self.m.routes.publish(routes_of(endpoint, self.fleet))
 
     def _complete(self, fleet: Fleet, values: dict[str, Any]) -> bool:
         return all(
@@ -522,6 +511,24 @@ class EndpointSupervisor:
             return _now_in_service(e)
 
         self.m.store.mutate(KIND, self.name, apply)
+
+
+def routes_of(endpoint: Resource, fleet: Fleet | None) -> EndpointRoutes:
+    """What the router may use now: the served deployment's variants and healthy instances."""
+    variants = []
+    if endpoint.status != "Failed":
+        for variant in endpoint.state["Deployment"]["Variants"]:
+            name = variant["VariantName"]
+            serving = fleet is not None and fleet.id == endpoint.state["Deployment"]["Id"]
+            variants.append(
+                VariantRoutes(
+                    name=name,
+                    weight=float(endpoint.state["Variants"][name]["DesiredWeight"]),
+                    instances=tuple(i.route for i in fleet.healthy(name)) if serving else (),
+                    mode=variant["Mode"],
+                )
+            )
+    return EndpointRoutes(endpoint.name, endpoint.status, tuple(variants))
 
 
 def _now_in_service(endpoint: Resource) -> Resource:
