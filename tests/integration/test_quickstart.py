@@ -24,8 +24,11 @@ def test_quickstart_runs_to_the_end(tmp_path: Path) -> None:
     assert "validation:auc" in out
     assert "#011validation-auc:" in out  # the job's log lines, streamed
     assert "/output/model.tar.gz" in out
-    accuracy = float(out.rsplit("plain xgboost:", 1)[1].split()[0])
+    assert "held-out rows, accuracy" in out
+    accuracy = float(out.rsplit("accuracy ", 1)[1].split()[0])
     assert accuracy > 0.9
+    assert "Endpoint deleted." in out
+    assert not list((tmp_path / "instances").glob("*"))  # no model server left behind
     assert list((tmp_path / "storage").iterdir())  # state under OPENSAGE_HOME
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tarfile
 import tempfile
 from pathlib import Path
 
@@ -11,6 +10,8 @@ from sklearn.datasets import load_breast_cancer
 from sklearn.model_selection import train_test_split
 
 from opensage.sdk import Estimator, Session, TrainingInput
+from opensage.sdk.deserializers import CSVDeserializer
+from opensage.sdk.serializers import CSVSerializer
 
 XGBOOST_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
 
@@ -24,8 +25,11 @@ def run() -> None:
     session = Session()
     print(f"opensage endpoint: {session.endpoint_url}")
     data = load_breast_cancer()
+    x_rest, x_test, y_rest, y_test = train_test_split(
+        data.data, data.target, test_size=0.2, random_state=0, stratify=data.target
+    )
     x_train, x_val, y_train, y_val = train_test_split(
-        data.data, data.target, test_size=0.25, random_state=0, stratify=data.target
+        x_rest, y_rest, test_size=0.25, random_state=0, stratify=y_rest
     )
     with tempfile.TemporaryDirectory() as tmp:
         for name, x, y in (("train", x_train, y_train), ("validation", x_val, y_val)):
@@ -62,21 +66,22 @@ def run() -> None:
     for metric in sorted(desc.get("FinalMetricDataList", []), key=lambda m: m["MetricName"]):
         print(f"  {metric['MetricName']:<24} {metric['Value']:.5f}")
     print(f"\nModel: {estimator.model_data}")
-    _check_model(session, estimator.model_data, x_val, y_val)
+
+    print("\nDeploying the model to a real-time endpoint ", end="")
+    predictor = estimator.deploy(
+        initial_instance_count=1,
+        instance_type="ml.m5.large",
+        serializer=CSVSerializer(),
+        deserializer=CSVDeserializer(),
+    )
+    try:
+        rows = predictor.predict(x_test)
+        scores = np.array([float(row[0]) for row in rows])
+        accuracy = float(((scores > 0.5) == y_test).mean())
+        print(f"Endpoint {predictor.endpoint_name}: {len(y_test)} held-out rows, "
+              f"accuracy {accuracy:.3f}")  # fmt: skip
+    finally:
+        predictor.delete_endpoint()
+        predictor.delete_model()
+        print("Endpoint deleted.")
     session.close()
-
-
-def _check_model(session: Session, model_uri: str, x: np.ndarray, y: np.ndarray) -> None:
-    """Load the artifact in plain xgboost, as a user would, and score the validation rows."""
-    import xgboost
-
-    bucket, _, key = model_uri.removeprefix("s3://").partition("/")
-    with tempfile.TemporaryDirectory() as tmp:
-        archive = Path(tmp) / "model.tar.gz"
-        archive.write_bytes(session.s3_client.get_object(Bucket=bucket, Key=key)["Body"].read())
-        with tarfile.open(archive) as tar:
-            tar.extractall(tmp, filter="data")
-        booster = xgboost.Booster()
-        booster.load_model(bytearray((Path(tmp) / "xgboost-model").read_bytes()))
-    accuracy = float(((booster.predict(xgboost.DMatrix(x)) > 0.5) == y).mean())
-    print(f"Validation accuracy of the downloaded model in plain xgboost: {accuracy:.3f}")

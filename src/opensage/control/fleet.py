@@ -516,15 +516,16 @@ class EndpointSupervisor:
 def routes_of(endpoint: Resource, fleet: Fleet | None) -> EndpointRoutes:
     """What the router may use now: the served deployment's variants and healthy instances."""
     variants = []
+    if fleet is not None and fleet.id != endpoint.state["Deployment"]["Id"]:
+        fleet = None  # not the deployment the endpoint serves
     if endpoint.status != "Failed":
         for variant in endpoint.state["Deployment"]["Variants"]:
             name = variant["VariantName"]
-            serving = fleet is not None and fleet.id == endpoint.state["Deployment"]["Id"]
             variants.append(
                 VariantRoutes(
                     name=name,
                     weight=float(endpoint.state["Variants"][name]["DesiredWeight"]),
-                    instances=tuple(i.route for i in fleet.healthy(name)) if serving else (),
+                    instances=tuple(i.route for i in fleet.healthy(name)) if fleet else (),
                     mode=variant["Mode"],
                 )
             )

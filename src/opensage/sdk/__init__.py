@@ -1,9 +1,23 @@
-"""The opensage SDK: the SageMaker Python SDK's shapes (Session, Estimator), built on boto3.
+"""The opensage SDK: the SageMaker Python SDK's shapes (Session, Estimator, Model, Predictor,
+serializers), built on boto3.
 
 It talks to a server only through boto3 clients, so the same code runs against real SageMaker.
 """
 
-from opensage.sdk.estimator import Estimator, TrainingInput, UnexpectedStatusError
+from opensage.sdk import deserializers, serializers
+from opensage.sdk.errors import UnexpectedStatusError
+from opensage.sdk.estimator import Estimator, TrainingInput
+from opensage.sdk.model import Model
+from opensage.sdk.predictor import Predictor
 from opensage.sdk.session import Session
 
-__all__ = ["Estimator", "Session", "TrainingInput", "UnexpectedStatusError"]
+__all__ = [
+    "Estimator",
+    "Model",
+    "Predictor",
+    "Session",
+    "TrainingInput",
+    "UnexpectedStatusError",
+    "deserializers",
+    "serializers",
+]

@@ -19,19 +19,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from opensage.sdk.deserializers import BaseDeserializer
+from opensage.sdk.errors import DEFAULT_ROLE, UnexpectedStatusError
 from opensage.sdk.logs import LogTailer
+from opensage.sdk.model import Model
+from opensage.sdk.predictor import Predictor
+from opensage.sdk.serializers import BaseSerializer
 from opensage.sdk.session import Session
 
 TERMINAL = {"Completed", "Failed", "Stopped"}
-DEFAULT_ROLE = "arn:aws:iam::123456789012:role/opensage"
-
-
-class UnexpectedStatusError(RuntimeError):
-    """The job ended in a status other than Completed (the SDK's UnexpectedStatusException)."""
-
-    def __init__(self, message: str, status: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass
@@ -224,6 +220,49 @@ class Estimator:
     @property
     def model_data(self) -> str:
         return str(self.describe()["ModelArtifacts"]["S3ModelArtifacts"])
+
+    def create_model(
+        self,
+        image_uri: str | None = None,
+        entry_point: str | None = None,
+        source_dir: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> Model:
+        """The trained model, served by the same image (and, in script mode, the same code,
+        whose `model_fn` & co. the serving toolkit loads), unless told otherwise."""
+        return Model(
+            image_uri=image_uri or self.image_uri,
+            model_data=self.model_data,
+            role=self.role,
+            env=env if env is not None else dict(self.environment),
+            entry_point=entry_point or self.entry_point,
+            source_dir=source_dir or self.source_dir,
+            sagemaker_session=self.session,
+            enable_network_isolation=self.enable_network_isolation,
+        )
+
+    def deploy(
+        self,
+        initial_instance_count: int = 1,
+        instance_type: str = "ml.m5.large",
+        serializer: BaseSerializer | None = None,
+        deserializer: BaseDeserializer | None = None,
+        endpoint_name: str | None = None,
+        wait: bool = True,
+        image_uri: str | None = None,
+        entry_point: str | None = None,
+    ) -> Predictor:
+        """Deploy the latest training job's model to a new endpoint named after the job."""
+        model = self.create_model(image_uri=image_uri, entry_point=entry_point)
+        model.name = self.latest_training_job
+        return model.deploy(
+            initial_instance_count,
+            instance_type,
+            serializer,
+            deserializer,
+            endpoint_name or self.latest_training_job,
+            wait,
+        )
 
 
 def _channels(

@@ -39,6 +39,7 @@ class Session:
         self.sagemaker_client = self._client("sagemaker")
         self.s3_client = self._client("s3")
         self.logs_client = self._client("logs")
+        self.sagemaker_runtime_client = self._client("sagemaker-runtime")
 
     def _client(self, service: str) -> Any:
         return boto3.client(

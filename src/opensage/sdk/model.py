@@ -1,0 +1,170 @@
+"""`Model`: a model artifact and the image that serves it; `deploy()` makes an endpoint.
+
+>>> model = Model(image_uri=xgboost_image, model_data="s3://bucket/job/output/model.tar.gz")
+...                                                                    # doctest: +SKIP
+>>> predictor = model.deploy(initial_instance_count=1, instance_type="ml.m5.large")
+...                                                                    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+import tarfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from opensage.sdk.deserializers import BaseDeserializer
+from opensage.sdk.errors import DEFAULT_ROLE, UnexpectedStatusError
+from opensage.sdk.predictor import Predictor
+from opensage.sdk.serializers import BaseSerializer
+from opensage.sdk.session import Session
+
+IN_PROGRESS = {"Creating", "Updating", "SystemUpdating", "RollingBack"}
+
+
+class Model:
+    def __init__(
+        self,
+        image_uri: str,
+        model_data: str | None = None,
+        role: str = DEFAULT_ROLE,
+        env: dict[str, str] | None = None,
+        name: str | None = None,
+        entry_point: str | None = None,
+        source_dir: str | None = None,
+        sagemaker_session: Session | None = None,
+        enable_network_isolation: bool = False,
+        predictor_cls: type[Predictor] = Predictor,
+    ) -> None:
+        self.image_uri = image_uri
+        self.model_data = model_data
+        self.role = role
+        self.env = dict(env or {})
+        self.name = name
+        self.entry_point = entry_point
+        self.source_dir = source_dir
+        self.sagemaker_session = sagemaker_session
+        self.enable_network_isolation = enable_network_isolation
+        self.predictor_cls = predictor_cls
+        self.endpoint_name: str | None = None
+
+    @property
+    def session(self) -> Session:
+        if self.sagemaker_session is None:
+            self.sagemaker_session = Session()
+        return self.sagemaker_session
+
+    def _environment(self, name: str) -> dict[str, str]:
+        """With an entry point, upload the code and name it, as the SageMaker SDK does."""
+        if self.entry_point is None:
+            return self.env
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+            if self.source_dir:
+                for path in sorted(Path(self.source_dir).iterdir()):
+                    tar.add(path, arcname=path.name)
+            else:
+                tar.add(self.entry_point, arcname=Path(self.entry_point).name)
+        bucket = self.session.default_bucket()
+        key = f"{name}/sourcedir.tar.gz"
+        self.session.s3_client.put_object(Bucket=bucket, Key=key, Body=buffer.getvalue())
+        return {
+            "SAGEMAKER_PROGRAM": Path(self.entry_point).name,
+            "SAGEMAKER_SUBMIT_DIRECTORY": f"s3://{bucket}/{key}",
+            "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
+            "SAGEMAKER_REGION": self.session.boto_region_name,
+            **self.env,
+        }
+
+    def create(self) -> str:
+        """Register the model (once); returns its name."""
+        if self.name is not None and self._exists():
+            return self.name
+        self.name = self.name or _unique(self.image_uri)
+        container: dict[str, Any] = {"Image": self.image_uri}
+        if self.model_data:
+            container["ModelDataUrl"] = self.model_data
+        env = self._environment(self.name)
+        if env:
+            container["Environment"] = env
+        self.session.sagemaker_client.create_model(
+            ModelName=self.name,
+            PrimaryContainer=container,
+            ExecutionRoleArn=self.role,
+            EnableNetworkIsolation=self.enable_network_isolation,
+        )
+        return self.name
+
+    def _exists(self) -> bool:
+        try:
+            self.session.sagemaker_client.describe_model(ModelName=self.name)
+        except ClientError:
+            return False
+        return True
+
+    def deploy(
+        self,
+        initial_instance_count: int = 1,
+        instance_type: str = "ml.m5.large",
+        serializer: BaseSerializer | None = None,
+        deserializer: BaseDeserializer | None = None,
+        endpoint_name: str | None = None,
+        wait: bool = True,
+        tags: list[dict[str, str]] | None = None,
+    ) -> Predictor:
+        model_name = self.create()
+        name = endpoint_name or model_name
+        client = self.session.sagemaker_client
+        client.create_endpoint_config(
+            EndpointConfigName=name,
+            ProductionVariants=[
+                {
+                    "VariantName": "AllTraffic",
+                    "ModelName": model_name,
+                    "InitialInstanceCount": initial_instance_count,
+                    "InstanceType": instance_type,
+                    "InitialVariantWeight": 1.0,
+                }
+            ],
+        )
+        client.create_endpoint(EndpointName=name, EndpointConfigName=name, Tags=tags or [])
+        self.endpoint_name = name
+        if wait:
+            wait_for_endpoint(self.session, name)
+        return self.predictor_cls(name, self.session, serializer, deserializer)
+
+    def delete_model(self) -> None:
+        if self.name is not None:
+            self.session.sagemaker_client.delete_model(ModelName=self.name)
+
+
+def wait_for_endpoint(session: Session, name: str, poll: float = 0.5) -> dict[str, Any]:
+    """Poll until the endpoint leaves Creating/Updating, printing a dash per poll as the SDK does;
+    raise with the FailureReason unless it is InService."""
+    client = session.sagemaker_client
+    while True:
+        desc = dict(client.describe_endpoint(EndpointName=name))
+        if desc["EndpointStatus"] not in IN_PROGRESS:
+            break
+        print("-", end="", flush=True, file=sys.stdout)
+        time.sleep(poll)
+    print("!", flush=True)
+    if desc["EndpointStatus"] != "InService":
+        reason = desc.get("FailureReason", "(no reason given)")
+        raise UnexpectedStatusError(
+            f"Error hosting endpoint {name}: {desc['EndpointStatus']}. Reason: {reason}.",
+            desc["EndpointStatus"],
+        )
+    return desc
+
+
+def _unique(image_uri: str) -> str:
+    base = image_uri.rsplit("/", 1)[-1].split(":")[0]
+    base = "".join(c if c.isalnum() else "-" for c in base).strip("-")[:40] or "model"
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d-%H-%M-%S-%f")[:-3]
+    return f"{base}-{stamp}"
