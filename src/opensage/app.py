@@ -17,6 +17,8 @@ from typing import IO
 
 import uvicorn
 
+from opensage.control.autoscaler import Autoscaler
+from opensage.control.autoscaling import AutoscalingService
 from opensage.control.endpoint_configs import EndpointConfigService
 from opensage.control.endpoint_metrics import EndpointMetrics, MetricsFlusher
 from opensage.control.endpoints import EndpointService
@@ -95,6 +97,7 @@ def create_app(settings: Settings) -> EdgeApp:
         lambda job: scheduler.job_dir(job) / "run" / "output.log",
         settings.region,
         settings.account_id,
+        fleet.config.logs_root,
     )
     sagemaker = JsonService.from_botocore(
         "sagemaker",
@@ -122,6 +125,18 @@ def create_app(settings: Settings) -> EdgeApp:
             "DeleteTags": tags.delete,
         },
     )
+    autoscaling = AutoscalingService(store, endpoints, settings.region, settings.account_id)
+    endpoints.on_delete.append(autoscaling.deregister_endpoint)
+    endpoints.update_guards.append(autoscaling.guard_update)
+    autoscaler = Autoscaler(
+        autoscaling,
+        endpoint_metrics,
+        settings.autoscaling_period_seconds,
+        scale_in_points=settings.autoscaling_scale_in_points,
+    )
+    application_autoscaling = JsonService.from_botocore(
+        "application-autoscaling", autoscaling.handlers()
+    )
     cloudwatch_logs = JsonService.from_botocore(
         "logs",
         {
@@ -137,8 +152,10 @@ def create_app(settings: Settings) -> EdgeApp:
         scheduler.reconcile()
         fleet.reconcile()
         flusher.start()
+        autoscaler.start()
 
     def shutdown() -> None:
+        autoscaler.stop()  # first: no capacity changes while the fleet stops
         scheduler.shutdown()
         fleet.shutdown()
         router.close()
@@ -146,7 +163,7 @@ def create_app(settings: Settings) -> EdgeApp:
         store.close()
 
     app = build_asgi(
-        [sagemaker, cloudwatch_logs],
+        [sagemaker, cloudwatch_logs, application_autoscaling],
         S3Api(storage),
         RuntimeApi(router),
         endpoint_metrics.prometheus,

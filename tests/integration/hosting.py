@@ -119,7 +119,7 @@ def instance_dirs(home: Path) -> list[Path]:
 def model_server_pids(home: Path) -> list[int]:
     """Pids of the live model-server processes (the shims' children) under `home`."""
     pids = []
-    for child in sorted(home.glob("instances/*/c*.run/child.pid")):
+    for child in sorted(home.glob("logs/endpoints/**/child.pid")):
         pid = int(child.read_text())
         if Path(f"/proc/{pid}").exists():
             pids.append(pid)

@@ -314,6 +314,14 @@ def test_failed_endpoints_say_why(server: Clients) -> None:
     )
     assert "weights are corrupt" in desc["FailureReason"]
     delete(server, "broken")
+    # The instance's output stays readable through CloudWatch Logs, as on SageMaker.
+    group = "/aws/sagemaker/Endpoints/broken"
+    (stream,) = server.logs.describe_log_streams(logGroupName=group)["logStreams"]
+    assert stream["logStreamName"].startswith("AllTraffic/i-")
+    events = server.logs.get_log_events(
+        logGroupName=group, logStreamName=stream["logStreamName"], startFromHead=True
+    )["events"]
+    assert any("weights are corrupt" in e["message"] for e in events)
 
 
 # Traffic ---------------------------------------------------------------------------------------

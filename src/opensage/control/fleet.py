@@ -69,6 +69,11 @@ class FleetConfig:
     def models_root(self) -> Path:
         return self.home / "models"
 
+    @property
+    def logs_root(self) -> Path:
+        """Each instance's shim files and output, kept after it stops (CloudWatch keeps logs)."""
+        return self.home / "logs" / "endpoints"
+
 
 class LaunchError(Exception):
     """A variant's instances cannot start: the reason becomes the endpoint's FailureReason."""
@@ -161,7 +166,8 @@ class FleetManager:
 
     def reconcile(self) -> None:
         """Stop what a previous server left running, then serve every active endpoint again."""
-        stop_leftovers(self.config.instances_root, self.config.stop_grace_seconds)
+        stop_leftovers(self.config.logs_root, self.config.stop_grace_seconds)
+        shutil.rmtree(self.config.instances_root, ignore_errors=True)
         shutil.rmtree(self.config.models_root, ignore_errors=True)
         for endpoint in self.store.in_statuses(KIND, ACTIVE):
             # Known before the first request: "no healthy instance yet", not "no such endpoint".
@@ -365,7 +371,11 @@ class EndpointSupervisor:
                     f"OPENSAGE_HOME ({self.m.config.home}) is too long a path for the model "
                     "servers' sockets; use a shorter one."
                 )
-            spec = ContainerSpec(job_dir=ml, run_dir=root / f"c{index}.run", command=[])
+            stream = f"{variant['VariantName']}/{instance_id}"
+            if len(variant["Containers"]) > 1:
+                stream += f"/{container['ContainerHostname']}"
+            run_dir = self.m.config.logs_root / self.name / stream
+            spec = ContainerSpec(job_dir=ml, run_dir=run_dir, command=[])
             base = self.m.runtime.container_base(spec)
             program = images.resolve_serving(container["Image"], container.get("Environment", {}))
             env = {
@@ -612,10 +622,10 @@ def ping(path: str, timeout: float) -> bool:
 
 
 def stop_leftovers(root: Path, grace: float) -> None:
-    """Stop instance processes a previous server left behind (it crashed), then forget them."""
+    """Stop instance processes a previous server left behind (it crashed)."""
     if not root.exists():
         return
-    handles = [RunHandle(run) for run in root.glob("*/c*.run") if run.is_dir()]
+    handles = [RunHandle(pid.parent) for pid in root.rglob("shim.pid")]
     alive = [h for h in handles if h.shim_alive()]
     for handle in alive:
         handle.terminate()
@@ -627,4 +637,3 @@ def stop_leftovers(root: Path, grace: float) -> None:
             handle.kill()
             with contextlib.suppress(OSError, ValueError):
                 os.kill(int((handle.run_dir / "shim.pid").read_text()), signal.SIGKILL)
-    shutil.rmtree(root, ignore_errors=True)

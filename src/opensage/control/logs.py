@@ -1,13 +1,16 @@
 """A CloudWatch Logs view of job output: groups, streams and events, read from the shim's files.
 
 Group `/aws/sagemaker/TrainingJobs`, stream `<job>/algo-1-<start epoch>`, as the SageMaker SDK's
-`logs=True` expects. Tokens are `f/<index>` (forward) and `b/<index>` (backward) into a stream.
+`logs=True` expects; group `/aws/sagemaker/Endpoints/<endpoint>`, stream
+`<variant>/<instance-id>` (pipelines add `/<container>`), one per model-server process. Tokens
+are `f/<index>` (forward) and `b/<index>` (backward) into a stream.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,20 +19,59 @@ from opensage.store import Resource, Store
 from opensage.store.repository import ListQuery
 
 TRAINING_GROUP = "/aws/sagemaker/TrainingJobs"
+ENDPOINT_GROUP_PREFIX = "/aws/sagemaker/Endpoints/"
+
+
+@dataclass(frozen=True)
+class Stream:
+    name: str
+    path: Path
+    created_ms: int
 
 
 class LogService:
-    def __init__(self, store: Store, log_file: Callable[[str], Path], region: str, account: str):
+    def __init__(
+        self,
+        store: Store,
+        log_file: Callable[[str], Path],
+        region: str,
+        account: str,
+        endpoint_logs: Path | None = None,
+    ):
         self.store = store
         self._log_file = log_file  # job name → its output file
         self.region = region
         self.account = account
+        self._endpoint_logs = endpoint_logs  # <endpoint>/<variant>/<instance>[/<container>]
         self._indexes: dict[Path, LineIndex] = {}  # a cache, derived from the files
         self._lock = threading.Lock()
 
-    def _require_group(self, group: str) -> None:
-        if group != TRAINING_GROUP:
-            raise LogsResourceNotFoundError("The specified log group does not exist.")
+    def _streams(self, group: str, prefix: str) -> list[Stream]:
+        if group == TRAINING_GROUP:
+            return [
+                Stream(
+                    j.state["LogStream"],
+                    self._log_file(j.name),
+                    int(j.state.get("TrainingStartTime", j.created_at) * 1000),
+                )
+                for j in self._jobs_with_streams(prefix)
+            ]
+        endpoint = group.removeprefix(ENDPOINT_GROUP_PREFIX)
+        root = self._endpoint_logs / endpoint if self._endpoint_logs else None
+        if (
+            group.startswith(ENDPOINT_GROUP_PREFIX)
+            and "/" not in endpoint
+            and endpoint not in ("", ".", "..")
+            and root is not None
+            and root.is_dir()
+        ):
+            streams = []
+            for log in sorted(root.glob("**/output.log")):
+                name = log.parent.relative_to(root).as_posix()
+                if name.startswith(prefix):
+                    streams.append(Stream(name, log, int(log.parent.stat().st_mtime * 1000)))
+            return streams
+        raise LogsResourceNotFoundError("The specified log group does not exist.")
 
     def _jobs_with_streams(self, prefix: str) -> list[Resource]:
         job_prefix = prefix.split("/", 1)[0]
@@ -39,11 +81,10 @@ class LogService:
 
     def describe_log_streams(self, request: dict[str, Any]) -> dict[str, Any]:
         group = request["logGroupName"]
-        self._require_group(group)
         prefix = request.get("logStreamNamePrefix", "")
         if prefix and request.get("orderBy") == "LastEventTime":
             raise ValidationError("Cannot order by LastEventTime with a logStreamNamePrefix.")
-        streams = [self._stream(group, job) for job in self._jobs_with_streams(prefix)]
+        streams = [self._stream(group, stream) for stream in self._streams(group, prefix)]
         key = "lastEventTimestamp" if request.get("orderBy") == "LastEventTime" else "logStreamName"
         streams.sort(key=lambda s: s.get(key, 0), reverse=bool(request.get("descending")))
         offset = _index(request.get("nextToken"), "s")
@@ -53,13 +94,11 @@ class LogService:
             out["nextToken"] = f"s/{offset + limit}"
         return out
 
-    def _stream(self, group: str, job: Resource) -> dict[str, Any]:
-        name = job.state["LogStream"]
-        path = self._log_file(job.name)
-        created = int(job.state.get("TrainingStartTime", job.created_at) * 1000)
+    def _stream(self, group: str, found: Stream) -> dict[str, Any]:
+        name, path = found.name, found.path
         stream: dict[str, Any] = {
             "logStreamName": name,
-            "creationTime": created,
+            "creationTime": found.created_ms,
             "arn": f"arn:aws:logs:{self.region}:{self.account}:log-group:{group}:log-stream:{name}",
             "storedBytes": path.stat().st_size if path.exists() else 0,
         }
@@ -83,12 +122,11 @@ class LogService:
         return index
 
     def get_log_events(self, request: dict[str, Any]) -> dict[str, Any]:
-        self._require_group(request["logGroupName"])
-        stream = request["logStreamName"]
-        jobs = [j for j in self._jobs_with_streams(stream) if j.state["LogStream"] == stream]
-        if not jobs:
+        name = request["logStreamName"]
+        found = [s for s in self._streams(request["logGroupName"], name) if s.name == name]
+        if not found:
             raise LogsResourceNotFoundError("The specified log stream does not exist.")
-        path = self._log_file(jobs[0].name)
+        path = found[0].path
         start, end = request.get("startTime"), request.get("endTime")
         if start or end is not None:  # a time window: filter the whole stream, then page
             events = [
