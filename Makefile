@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench bench-hosting clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ test: lint
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_training.py
+
+# Creates benchmarks/.venv-anchors (FastAPI, mlflow) on first use; rewrites its RESULTS.md section.
+bench-hosting: $(STAMP)
+	$(BIN)/python benchmarks/bench_hosting.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

@@ -19,6 +19,7 @@ import uvicorn
 
 from opensage.control.autoscaler import Autoscaler
 from opensage.control.autoscaling import AutoscalingService
+from opensage.control.cloudwatch import CloudWatchService
 from opensage.control.endpoint_configs import EndpointConfigService
 from opensage.control.endpoint_metrics import EndpointMetrics, MetricsFlusher
 from opensage.control.endpoints import EndpointService
@@ -145,6 +146,15 @@ def create_app(settings: Settings) -> EdgeApp:
         },
     )
 
+    cloudwatch = CloudWatchService(store, endpoints.arn)
+    cloudwatch_metrics = JsonService.from_botocore(
+        "cloudwatch",
+        {
+            "GetMetricStatistics": cloudwatch.get_metric_statistics,
+            "ListMetrics": cloudwatch.list_metrics,
+        },
+    )
+
     def startup() -> None:
         settings.home.mkdir(parents=True, exist_ok=True)
         settings.storage_root.mkdir(parents=True, exist_ok=True)
@@ -163,7 +173,7 @@ def create_app(settings: Settings) -> EdgeApp:
         store.close()
 
     app = build_asgi(
-        [sagemaker, cloudwatch_logs, application_autoscaling],
+        [sagemaker, cloudwatch_logs, application_autoscaling, cloudwatch_metrics],
         S3Api(storage),
         RuntimeApi(router),
         endpoint_metrics.prometheus,

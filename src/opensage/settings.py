@@ -34,6 +34,8 @@ class Settings:
     health_interval_seconds: float = 5.0
     invocation_timeout_seconds: float = 60.0
     metrics_flush_seconds: float = 60.0
+    autoscaling_period_seconds: float = 60.0  # one CloudWatch datapoint per evaluation
+    autoscaling_scale_in_points: int = 15  # consecutive low datapoints before a scale-in
     extra_env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -49,6 +51,10 @@ class Settings:
             overrides["region"] = env["OPENSAGE_REGION"]
         if "OPENSAGE_STOP_GRACE_SECONDS" in env:
             overrides["stop_grace_seconds"] = float(env["OPENSAGE_STOP_GRACE_SECONDS"])
+        if "OPENSAGE_AUTOSCALING_PERIOD_SECONDS" in env:
+            overrides["autoscaling_period_seconds"] = float(
+                env["OPENSAGE_AUTOSCALING_PERIOD_SECONDS"]
+            )
         return replace(settings, **overrides)  # type: ignore[arg-type]
 
     @property

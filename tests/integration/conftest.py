@@ -34,6 +34,7 @@ class Clients:
     home: Path | None = None
     runtime_client: Any = None
     autoscaling: Any = None
+    cloudwatch: Any = None
 
 
 def make_clients(endpoint: str, runtime: str = "auto", home: Path | None = None) -> Clients:
@@ -55,6 +56,7 @@ def make_clients(endpoint: str, runtime: str = "auto", home: Path | None = None)
         home,
         client("sagemaker-runtime"),
         client("application-autoscaling"),
+        client("cloudwatch"),
     )
 
 
@@ -68,6 +70,8 @@ def settings_for(home: Path, runtime: str = "auto") -> Settings:
         checkpoint_sync_seconds=0.5,
         health_interval_seconds=0.2,
         metrics_flush_seconds=0.5,
+        autoscaling_period_seconds=1.0,
+        autoscaling_scale_in_points=3,
     )
 
 
@@ -205,6 +209,11 @@ class ServerProcess:
         assert self.proc is not None
         self.proc.terminate()
         self.proc.wait(60)
+
+    def ensure_stopped(self) -> None:
+        """For `finally:` blocks: a failed test must not leave a server running."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.stop()
 
 
 def log_messages(clients: Clients, job: str) -> list[str]:

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import threading
+import time
 import urllib.request
 from collections import Counter
 from typing import Any
@@ -426,6 +427,40 @@ def test_metrics_are_counted(server: Clients) -> None:
     assert f"opensage_endpoint_invocations_total{labels} 4" in text
     assert f"opensage_endpoint_invocation_4xx_errors_total{labels} 1" in text
     assert f"opensage_endpoint_model_latency_microseconds_count{labels} 4" in text
+
+    # The same figures, stored with time, through the real boto3 CloudWatch client.
+    now = time.time()
+    dimensions = [
+        {"Name": "EndpointName", "Value": "counted"},
+        {"Name": "VariantName", "Value": "AllTraffic"},
+    ]
+
+    def statistics(metric: str) -> list[dict[str, Any]]:
+        return list(
+            server.cloudwatch.get_metric_statistics(
+                Namespace="AWS/SageMaker",
+                MetricName=metric,
+                Dimensions=dimensions,
+                StartTime=now - 600,
+                EndTime=now + 600,
+                Period=3600,
+                Statistics=["Sum", "SampleCount", "Average", "Maximum"],
+            )["Datapoints"]
+        )
+
+    def all_four_stored() -> list[dict[str, Any]] | None:
+        found = statistics("Invocations")
+        return found if found and found[0]["Sum"] == 4 else None
+
+    (invocations,) = wait_for(all_four_stored, what="the four invocations to be stored")
+    assert invocations["SampleCount"] == 4.0
+    (errors,) = statistics("Invocation4XXErrors")
+    assert (errors["Sum"], errors["Average"], errors["Maximum"]) == (1.0, 0.25, 1.0)
+    (latency,) = statistics("ModelLatency")
+    assert latency["Unit"] == "Microseconds"
+    assert 0 < latency["Average"] <= latency["Maximum"]
+    listed = server.cloudwatch.list_metrics(Namespace="AWS/SageMaker", Dimensions=dimensions[:1])
+    assert {m["MetricName"] for m in listed["Metrics"]} >= {"Invocations", "ModelLatency"}
     delete(server, "counted")
 
 

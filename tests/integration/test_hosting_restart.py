@@ -32,26 +32,29 @@ def predicts(clients: object) -> bool:
 
 def test_restart_brings_endpoints_back_and_leaves_no_process(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path)
-    clients = server.start()
-    clients.s3.create_bucket(Bucket="data")
-    xgboost_model(clients, "durable-model")
-    deploy(clients, "durable", [variant("durable-model", count=2)])
-    assert predicts(clients)
-    assert len(model_server_pids(tmp_path)) == 2
+    try:
+        clients = server.start()
+        clients.s3.create_bucket(Bucket="data")
+        xgboost_model(clients, "durable-model")
+        deploy(clients, "durable", [variant("durable-model", count=2)])
+        assert predicts(clients)
+        assert len(model_server_pids(tmp_path)) == 2
 
-    server.stop()  # graceful: the instances stop with the server
-    wait_no_model_servers(tmp_path)
+        server.stop()  # graceful: the instances stop with the server
+        wait_no_model_servers(tmp_path)
 
-    clients = server.start()
-    desc = clients.sagemaker.describe_endpoint(EndpointName="durable")
-    assert desc["EndpointStatus"] == "InService"
-    wait_for(lambda: predicts(clients), 60, 0.1, "the endpoint to serve again")
+        clients = server.start()
+        desc = clients.sagemaker.describe_endpoint(EndpointName="durable")
+        assert desc["EndpointStatus"] == "InService"
+        wait_for(lambda: predicts(clients), 60, 0.1, "the endpoint to serve again")
 
-    server.kill()  # not graceful: the tethered instances notice and stop by themselves
-    wait_no_model_servers(tmp_path)
+        server.kill()  # not graceful: the tethered instances notice and stop by themselves
+        wait_no_model_servers(tmp_path)
 
-    clients = server.start()
-    wait_for(lambda: predicts(clients), 60, 0.1, "the endpoint to serve after a crash")
-    delete(clients, "durable")
-    wait_no_model_servers(tmp_path)
-    server.stop()
+        clients = server.start()
+        wait_for(lambda: predicts(clients), 60, 0.1, "the endpoint to serve after a crash")
+        delete(clients, "durable")
+        wait_no_model_servers(tmp_path)
+        server.stop()
+    finally:
+        server.ensure_stopped()

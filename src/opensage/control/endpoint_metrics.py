@@ -1,8 +1,13 @@
 """Per-variant invocation metrics, as CloudWatch's `AWS/SageMaker` namespace defines them.
 
 The router records every request here (in memory, cheap). A flusher turns what accumulated into
-stored metric points (one per metric and period, keyed `<variant>/<metric>`), the autoscaler reads
-a sliding window of InvocationsPerInstance, and `/metrics` renders running totals for Prometheus.
+stored metric points, the autoscaler reads a sliding window of InvocationsPerInstance, and
+`/metrics` renders running totals for Prometheus.
+
+Stored points, per variant and flush: `<variant>/<metric>` holds the sum over the requests of the
+period (a counter's count, a latency's total microseconds) and latencies add
+`<variant>/<metric>:Minimum` and `:Maximum`; `<variant>/Invocations` is every metric's sample
+count. That is enough to answer CloudWatch's statistics for any period of whole flushes.
 """
 
 from __future__ import annotations
@@ -98,12 +103,16 @@ class EndpointMetrics:
         out: dict[str, list[MetricPoint]] = {}
         for (endpoint, variant), totals in pending.items():
             points = out.setdefault(endpoint, [])
-            count = totals.counters["Invocations"]
             for name, value in totals.counters.items():
                 points.append(MetricPoint(f"{variant}/{name}", value, now))
             for name, total in totals.latency_sum.items():
-                if count:
-                    points.append(MetricPoint(f"{variant}/{name}", total / count, now))
+                points.append(MetricPoint(f"{variant}/{name}", total, now))
+                points.append(
+                    MetricPoint(f"{variant}/{name}:Minimum", totals.latency_min[name], now)
+                )
+                points.append(
+                    MetricPoint(f"{variant}/{name}:Maximum", totals.latency_max[name], now)
+                )
         return out
 
     def forget(self, endpoint: str) -> None:

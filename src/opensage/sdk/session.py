@@ -40,6 +40,7 @@ class Session:
         self.s3_client = self._client("s3")
         self.logs_client = self._client("logs")
         self.sagemaker_runtime_client = self._client("sagemaker-runtime")
+        self.cloudwatch_client = self._client("cloudwatch")
 
     def _client(self, service: str) -> Any:
         return boto3.client(

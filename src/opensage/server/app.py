@@ -1,7 +1,8 @@
 """The ASGI app of the edge: routes each request to its protocol by its headers and path.
 
-- `X-Amz-Target: <Prefix>.<Operation>` → the JSON 1.1 service with that prefix (SageMaker,
-  CloudWatch Logs, Application Auto Scaling);
+- `X-Amz-Target: <Prefix>.<Operation>` → the JSON service with that prefix (SageMaker,
+  CloudWatch Logs, Application Auto Scaling, and CloudWatch metrics, which botocore speaks in
+  JSON 1.0 when a service offers it);
 - `POST /endpoints/{name}/invocations` → the runtime API (checked first: it is the hot path);
 - an unsigned `GET /metrics` → Prometheus text (S3 requests are always signed, so a bucket named
   `metrics` stays reachable);

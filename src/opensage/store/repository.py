@@ -179,6 +179,9 @@ class Store:
             conn.execute(delete(tags).where(tags.c.arn == row.arn))
             return True
 
+    def query_kind(self, kind: str) -> list[Resource]:
+        return self.query(ListQuery(kind=kind, limit=1_000_000))
+
     def in_statuses(self, kind: str, statuses: list[str]) -> list[Resource]:
         with self.engine.connect() as conn:
             rows = conn.execute(
