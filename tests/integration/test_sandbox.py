@@ -86,3 +86,36 @@ def test_network_isolation(
     assert desc["EnableNetworkIsolation"] is isolated
     if isolated:
         assert "ConnectionRefusedError" in "\n".join(log_messages(server, name))
+
+
+@pytest.mark.parametrize("isolated", [True, False])
+def test_endpoint_network_isolation(sandboxed: Clients, host_listener: int, isolated: bool) -> None:
+    """An isolated model still answers invocations (over its socket) but reaches nothing."""
+    from tests.integration.hosting import delete, deploy, script_container, variant
+
+    name = f"net-model-{'isolated' if isolated else 'open'}"
+    container = script_container(
+        sandboxed,
+        name,
+        f"""
+        import socket
+
+        def model_fn(model_dir):
+            return None
+
+        def transform_fn(model, body, content_type, accept):
+            try:
+                socket.create_connection(("127.0.0.1", {host_listener}), 5).close()
+            except OSError as exc:
+                return type(exc).__name__, "text/plain"
+            return "connected", "text/plain"
+        """,
+    )
+    sandboxed.sagemaker.create_model(
+        ModelName=name, PrimaryContainer=container, EnableNetworkIsolation=isolated
+    )
+    deploy(sandboxed, name, [variant(name)])
+    runtime = sandboxed.runtime_client
+    body = runtime.invoke_endpoint(EndpointName=name, Body=b"{}", ContentType="application/json")
+    assert body["Body"].read() == (b"ConnectionRefusedError" if isolated else b"connected")
+    delete(sandboxed, name)
