@@ -943,9 +943,9 @@ COMPARED = (
 )
 
 
-def comparisons(points: dict[tuple[str, int], Point]) -> list[str]:
-    """Each pair of COMPARED at every concurrency: rps ratio and p50 difference."""
-    lines = []
+def comparison_rows(points: dict[tuple[str, int], Point]) -> list[tuple[str, ...]]:
+    """Each pair of COMPARED at every concurrency: rps ratio and p50 difference, both ways."""
+    rows: list[tuple[str, ...]] = []
     for first, second in COMPARED:
         for concurrency in CONCURRENCY:
             ours, theirs = points.get((first, concurrency)), points.get((second, concurrency))
@@ -953,11 +953,27 @@ def comparisons(points: dict[tuple[str, int], Point]) -> list[str]:
                 continue
             ratio, ratio_pair = rps_ratio(ours, theirs)
             diff, diff_pair = p50_diff(ours, theirs)
-            lines.append(
-                f"c={concurrency}: rps {first}/{second} = {ratio:.2f}x (paired {ratio_pair:.2f}x), "
-                f"p50 {first} - {second} = {diff:+.2f} ms (paired {diff_pair:+.2f} ms)"
+            rows.append(
+                (
+                    f"{first} vs {second}",
+                    str(concurrency),
+                    f"{ratio:.2f}x",
+                    f"{ratio_pair:.2f}x",
+                    f"{diff:+.2f}",
+                    f"{diff_pair:+.2f}",
+                )
             )
-    return lines
+    return rows
+
+
+COMPARISON_COLUMNS = (
+    "pair",
+    "c",
+    "rps ratio",
+    "rps ratio, paired",
+    "p50 diff ms",
+    "p50 diff ms, paired",
+)
 
 
 def cpu_split(points: dict[tuple[str, int], Point]) -> list[str]:
@@ -1015,9 +1031,10 @@ COLUMNS = (
 
 
 def machine_line() -> str:
+    """The machine, and the runtime opensage's model servers run in (bubblewrap or a process)."""
     return (
         f"{os.cpu_count()} CPUs, {platform.platform()}, Python {platform.python_version()}, "
-        f"xgboost {xgb.__version__}"
+        f"xgboost {xgb.__version__}, opensage runtime `{Settings().resolved_runtime()}`"
     )
 
 
@@ -1064,8 +1081,15 @@ def print_report(console: Console, run: Run) -> None:
     for name, why in run.skipped.items():
         console.print(f"[yellow]{name} skipped:[/yellow] {escape(why)}")
     console.print(f"parse + predict of the row in-process (no HTTP): {run.floor_ms:.3f} ms")
-    for line in comparisons(run.points):
-        console.print(line)
+    compared = Table(
+        title="A vs B: rps A/B and p50 A - B of the medians; paired: median over the repeats"
+    )
+    for column in COMPARISON_COLUMNS:
+        compared.add_column(column, justify="left" if column == "pair" else "right")
+    for row in comparison_rows(run.points):
+        compared.add_row(*row)
+    if compared.rows:
+        console.print(compared)
     for line in cpu_split(run.points):
         console.print(line)
     for verdict in verdicts(run.points):
@@ -1095,6 +1119,15 @@ def bullet(text: str) -> list[str]:
         break_long_words=False,
         break_on_hyphens=False,
     )
+
+
+def markdown_table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+    """A table whose first column is left-aligned and the others, figures, right-aligned."""
+    if not rows:
+        return ["(nothing to compare: too few targets were measured)"]
+    lines = ["| " + " | ".join(columns) + " |"]
+    lines.append("|" + "|".join(["---", *["---:"] * (len(columns) - 1)]) + "|")
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
 def markdown_section(run: Run) -> str:
@@ -1131,7 +1164,7 @@ def markdown_section(run: Run) -> str:
         f"{ROUNDS} rounds on {ROWS:,} x {FEATURES} generated rows), one row of {FEATURES} "
         "features per request, from a separate load-generator process (asyncio, one HTTP/1.1 "
         "keep-alive connection per concurrent worker, the request prebuilt). Every response is "
-        "checked: status 200 and the booster's score for the row. All three predict on one "
+        "checked: status 200 and the booster's score for the row. Every target predicts on one "
         "thread. Server CPU is the user + system time of the target's processes per request, "
         "read from /proc around each point (for opensage: the server thread's process without "
         "the load generator, plus the model server's processes). opensage-model is a diagnostic: "
@@ -1146,20 +1179,23 @@ def markdown_section(run: Run) -> str:
         lines += bullet(f"{target.name}: {target.request_format}")
     for name, why in run.skipped.items():
         lines += bullet(f"{name}: not measured, {why.splitlines()[0]}")
-    lines += ["", "| " + " | ".join(COLUMNS) + " |"]
-    lines.append("|" + "|".join("---" if c == "target" else "---:" for c in COLUMNS) + "|")
-    lines += ["| " + " | ".join(row) + " |" for row in figure_rows(run.targets, run.points)]
+    lines.append("")
+    lines += markdown_table(COLUMNS, figure_rows(run.targets, run.points))
     lines += ["", "Targets (issue Hosting, item 7), judged on the medians:", ""]
     for verdict in verdicts(run.points):
         lines += bullet(f"{verdict.label}: **{verdict.figure}, {verdict_word(verdict.met)}**")
-    lines += [
-        "",
-        "Comparisons (ratio or difference of the medians; paired: median per repeat):",
-        "",
-    ]
-    for line in comparisons(run.points) or ["no comparison: too few targets were measured"]:
-        lines += bullet(line)
-    for line in cpu_split(run.points):
+    lines.append("")
+    lines += prose(
+        "Comparisons, for a pair `A vs B`: rps ratio A/B and p50 difference A - B, of the medians; "
+        "paired: the median over the repeats of the same figure for the two points measured back "
+        "to back."
+    )
+    lines.append("")
+    lines += markdown_table(COMPARISON_COLUMNS, comparison_rows(run.points))
+    split = cpu_split(run.points)
+    if split:
+        lines += ["", "Where opensage's CPU goes:", ""]
+    for line in split:
         lines += bullet(line)
     errors = sum(point.errors for point in run.points.values())
     lines += ["", f"Errors: {errors} in {sum(p.requests for p in run.points.values()):,} requests."]

@@ -229,14 +229,25 @@ def check_bind(settings: Settings) -> None:
         )
 
 
+def uvicorn_config(settings: Settings) -> uvicorn.Config:
+    """No access log and no proxy-header rewriting: both cost time on every InvokeEndpoint, and
+    opensage listens on loopback, not behind a proxy."""
+    return uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,
+        proxy_headers=False,
+    )
+
+
 def serve(settings: Settings) -> None:
     check_bind(settings)
     lock = HomeLock(settings.home)
     lock.acquire()
     try:
-        uvicorn.run(
-            create_app(settings), host=settings.host, port=settings.port, log_level="warning"
-        )
+        uvicorn.Server(uvicorn_config(settings)).run()
     finally:
         lock.release()
 
@@ -253,10 +264,7 @@ class EmbeddedServer:
     def __init__(self, settings: Settings) -> None:
         check_bind(settings)
         self.settings = settings
-        config = uvicorn.Config(
-            create_app(settings), host=settings.host, port=settings.port, log_level="warning"
-        )
-        self._server = uvicorn.Server(config)
+        self._server = uvicorn.Server(uvicorn_config(settings))
         self._thread = threading.Thread(target=self._server.run, name="opensage", daemon=True)
         self._lock = HomeLock(settings.home)
 

@@ -12,11 +12,11 @@ count. That is enough to answer CloudWatch's statistics for any period of whole 
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from opensage.store import MetricPoint, Store
 
@@ -31,20 +31,40 @@ LATENCIES = ("ModelLatency", "OverheadLatency")  # microseconds
 _WINDOW_SECONDS = 900
 
 
-@dataclass
 class _Totals:
-    counters: dict[str, float] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0.0))
-    latency_sum: dict[str, float] = field(default_factory=lambda: dict.fromkeys(LATENCIES, 0.0))
-    latency_min: dict[str, float] = field(default_factory=dict)
-    latency_max: dict[str, float] = field(default_factory=dict)
+    """Running sums for one variant; plain attributes, since `add` runs on every request."""
 
-    def add(self, counters: dict[str, float], latencies: dict[str, float]) -> None:
-        for name, value in counters.items():
-            self.counters[name] += value
-        for name, value in latencies.items():
-            self.latency_sum[name] += value
-            self.latency_min[name] = min(self.latency_min.get(name, value), value)
-            self.latency_max[name] = max(self.latency_max.get(name, value), value)
+    __slots__ = ("e4xx", "e5xx", "invocations", "latency_max", "latency_min", "latency_sum",
+                 "model_errors", "per_instance")  # fmt: skip
+
+    def __init__(self) -> None:
+        self.invocations = self.e4xx = self.e5xx = self.model_errors = 0
+        self.per_instance = 0.0
+        self.latency_sum = [0.0, 0.0]  # in LATENCIES order
+        self.latency_min = [math.inf, math.inf]
+        self.latency_max = [0.0, 0.0]
+
+    def add(
+        self, status: int | None, per_instance: float, model_us: float, overhead_us: float
+    ) -> None:
+        self.invocations += 1
+        if status is None or status >= 300:
+            self.model_errors += 1
+            if status is None or status >= 500:
+                self.e5xx += 1
+            elif status >= 400:
+                self.e4xx += 1
+        self.per_instance += per_instance
+        for index, value in ((0, model_us), (1, overhead_us)):
+            self.latency_sum[index] += value
+            if value < self.latency_min[index]:
+                self.latency_min[index] = value
+            if value > self.latency_max[index]:
+                self.latency_max[index] = value
+
+    def counters(self) -> dict[str, float]:
+        return dict(zip(COUNTERS, (self.invocations, self.e4xx, self.e5xx, self.model_errors,
+                                   self.per_instance), strict=True))  # fmt: skip
 
 
 class EndpointMetrics:
@@ -66,20 +86,18 @@ class EndpointMetrics:
         instances: int,
     ) -> None:
         """One invocation that reached a container; `status` None means no valid answer."""
-        per_instance = 1.0 / max(1, instances)
-        counters = {
-            "Invocations": 1.0,
-            "Invocation4XXErrors": 1.0 if status is not None and 400 <= status < 500 else 0.0,
-            "Invocation5XXErrors": 1.0 if status is None or status >= 500 else 0.0,
-            "InvocationModelErrors": 1.0 if status is None or status >= 300 else 0.0,
-            "InvocationsPerInstance": per_instance,
-        }
-        latencies = {"ModelLatency": model_us, "OverheadLatency": overhead_us}
+        per_instance = 1.0 / instances if instances > 1 else 1.0
         key = (endpoint, variant)
         second = float(int(time.time()))
         with self._lock:
-            self._pending.setdefault(key, _Totals()).add(counters, latencies)
-            self._totals.setdefault(key, _Totals()).add(counters, latencies)
+            pending = self._pending.get(key)
+            if pending is None:
+                pending = self._pending[key] = _Totals()
+            pending.add(status, per_instance, model_us, overhead_us)
+            totals = self._totals.get(key)
+            if totals is None:
+                totals = self._totals[key] = _Totals()
+            totals.add(status, per_instance, model_us, overhead_us)
             window = self._window.setdefault(key, deque())
             if window and window[-1][0] == second:
                 window[-1][1] += per_instance
@@ -103,15 +121,16 @@ class EndpointMetrics:
         out: dict[str, list[MetricPoint]] = {}
         for (endpoint, variant), totals in pending.items():
             points = out.setdefault(endpoint, [])
-            for name, value in totals.counters.items():
+            for name, value in totals.counters().items():
                 points.append(MetricPoint(f"{variant}/{name}", value, now))
-            for name, total in totals.latency_sum.items():
+            for index, name in enumerate(LATENCIES):
+                total = totals.latency_sum[index]
                 points.append(MetricPoint(f"{variant}/{name}", total, now))
                 points.append(
-                    MetricPoint(f"{variant}/{name}:Minimum", totals.latency_min[name], now)
+                    MetricPoint(f"{variant}/{name}:Minimum", totals.latency_min[index], now)
                 )
                 points.append(
-                    MetricPoint(f"{variant}/{name}:Maximum", totals.latency_max[name], now)
+                    MetricPoint(f"{variant}/{name}:Maximum", totals.latency_max[index], now)
                 )
         return out
 
@@ -125,7 +144,8 @@ class EndpointMetrics:
         """Running totals in the Prometheus text format (counters and latency summaries)."""
         with self._lock:
             totals = {
-                key: (dict(t.counters), dict(t.latency_sum)) for key, t in self._totals.items()
+                key: (t.counters(), dict(zip(LATENCIES, t.latency_sum, strict=True)))
+                for key, t in self._totals.items()
             }
         lines: list[str] = []
         for name in COUNTERS:

@@ -146,6 +146,7 @@ def serve(app: InferenceApp, env: ServingEnvironment) -> int:
         port=env.port,
         log_level="warning",
         access_log=False,
+        proxy_headers=False,
         lifespan="off",
         server_header=False,
         date_header=False,
