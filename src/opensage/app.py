@@ -239,6 +239,7 @@ def uvicorn_config(settings: Settings) -> uvicorn.Config:
         log_level="warning",
         access_log=False,
         proxy_headers=False,
+        server_header=False,
     )
 
 

@@ -485,3 +485,52 @@ def test_model_data_source_prefix(server: Clients) -> None:
     deploy(server, "prefixed", [variant("prefix-model")])
     assert scores(invoke(server, "prefixed"))[0] > 0.5
     delete(server, "prefixed")
+
+
+def test_custom_attributes_and_direct_invocation(server: Clients) -> None:
+    echo = script_container(
+        server,
+        "direct-echo",
+        """
+        def model_fn(model_dir):
+            return None
+
+        def transform_fn(model, body, content_type, accept, context):
+            context.set_response_custom_attributes("seen=" + (context.custom_attributes or ""))
+            return b"echo:" + (body if isinstance(body, bytes) else body.encode()), "text/plain"
+        """,
+        ContainerHostname="echo",
+    )
+    upper = script_container(
+        server,
+        "direct-upper",
+        """
+        def model_fn(model_dir):
+            return None
+
+        def transform_fn(model, body, content_type, accept):
+            return (body if isinstance(body, bytes) else body.encode()).upper(), "text/plain"
+        """,
+        ContainerHostname="upper",
+    )
+    server.sagemaker.create_model(
+        ModelName="direct-model",
+        Containers=[echo, upper],
+        InferenceExecutionConfig={"Mode": "Direct"},
+        ExecutionRoleArn=ROLE,
+    )
+    deploy(server, "direct", [variant("direct-model")])
+    response = invoke(server, "direct", b"hi", ContentType="text/plain",
+                      TargetContainerHostname="echo", CustomAttributes="trace=7")  # fmt: skip
+    assert response["Body"] == b"echo:hi"
+    assert response["CustomAttributes"] == "seen=trace=7"
+    response = invoke(server, "direct", b"hi", ContentType="text/plain",
+                      TargetContainerHostname="upper")  # fmt: skip
+    assert response["Body"] == b"HI"
+    with pytest.raises(ClientError) as exc:
+        invoke(server, "direct", b"hi", ContentType="text/plain")
+    assert "TargetContainerHostname is required" in error_of(exc)[1]
+    with pytest.raises(ClientError) as exc:
+        invoke(server, "direct", b"hi", ContentType="text/plain", TargetContainerHostname="nope")
+    assert "is not a container of the model" in error_of(exc)[1]
+    delete(server, "direct")

@@ -1,8 +1,9 @@
 """A small HTTP/1.1 client over Unix sockets with keep-alive pools, for the model servers.
 
 The router talks to every variant instance through this on the hot path of InvokeEndpoint, so it
-is written for little per-request work: one prebuilt header block, one write, the response read
-by Content-Length (chunked and read-to-close are handled for containers that use them).
+is written for little per-request work: an `asyncio.Protocol` per connection (no stream layer),
+one write of a prebuilt request, and httptools (the C parser uvicorn uses too) to read the answer,
+whatever its framing (Content-Length, chunked, or read to close).
 """
 
 from __future__ import annotations
@@ -10,6 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass
+from typing import cast
+
+import httptools
 
 _MAX_IDLE = 64
 
@@ -27,14 +31,92 @@ class Unreachable(Exception):
 
 
 class ProtocolError(Exception):
-    """The model server answered something that is not HTTP."""
+    """The model server answered something that is not HTTP, or stopped mid-answer."""
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection; at most one request in flight."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.waiter: asyncio.Future[Reply] | None = None
+        self.open = True
+        self._started = False
+        self._headers: dict[str, str] = {}
+        self._body: list[bytes] = []
+
+    # asyncio.Protocol --------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._finish(ProtocolError(f"not an HTTP response: {exc}"))
+            self.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.open = False
+        if self._started and self._unframed():
+            self.on_message_complete()  # a body that runs to the end of the connection
+        elif self._started:
+            self._finish(ProtocolError("the connection closed mid-answer"))
+        else:
+            self._finish(Unreachable("the model server closed the connection"))
+
+    def _unframed(self) -> bool:
+        return "content-length" not in self._headers and "chunked" not in self._headers.get(
+            "transfer-encoding", ""
+        )
+
+    # httptools callbacks ----------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._started = True
+        self._headers, self._body = {}, []
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        if not self.open or not self.parser.should_keep_alive():
+            self.open = False
+        body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
+        reply = Reply(self.parser.get_status_code(), self._headers, body)
+        self._started = False
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(reply)
+
+    # use ----------------------------------------------------------------------------------
+
+    def send(self, payload: bytes) -> asyncio.Future[Reply]:
+        assert self.transport is not None
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(payload)
+        return self.waiter
+
+    def _finish(self, error: Exception) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(error)
+
+    def close(self) -> None:
+        self.open = False
+        if self.transport is not None:
+            with contextlib.suppress(Exception):
+                self.transport.close()
 
 
 class UnixHttpPool:
     """Idle keep-alive connections per socket path; one event loop uses it."""
 
     def __init__(self) -> None:
-        self._idle: dict[str, list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]] = {}
+        self._idle: dict[str, list[_Connection]] = {}
 
     async def request(
         self, socket: str, path: str, headers: list[tuple[str, str]], body: bytes
@@ -44,51 +126,38 @@ class UnixHttpPool:
         payload = head.encode("latin-1") + b"\r\n" + body
         idle = self._idle.setdefault(socket, [])
         while idle:  # a pooled connection may have been closed by the server meanwhile
-            reader, writer = idle.pop()
+            connection = idle.pop()
+            if not connection.open:
+                continue
             try:
-                return await self._exchange(socket, reader, writer, payload)
+                return await self._exchange(socket, connection, payload)
             except Unreachable:
                 continue
+        loop = asyncio.get_running_loop()
         try:
-            reader, writer = await asyncio.open_unix_connection(socket)
+            _transport, connection = await loop.create_unix_connection(_Connection, socket)
         except OSError as exc:
             raise Unreachable(str(exc)) from exc
-        return await self._exchange(socket, reader, writer, payload)
+        return await self._exchange(socket, connection, payload)
 
-    async def _exchange(
-        self,
-        socket: str,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        payload: bytes,
-    ) -> Reply:
+    async def _exchange(self, socket: str, connection: _Connection, payload: bytes) -> Reply:
         done = False
         try:
-            try:
-                writer.write(payload)
-                head = await reader.readuntil(b"\r\n\r\n")
-            except asyncio.IncompleteReadError as exc:
-                if exc.partial:
-                    raise ProtocolError("the connection closed mid-answer") from exc
-                raise Unreachable("the model server closed the connection") from exc
-            except (ConnectionError, asyncio.LimitOverrunError) as exc:
-                raise Unreachable(str(exc)) from exc
-            status, headers = _parse_head(head)
-            body, reusable = await _read_body(reader, headers)
+            reply = await connection.send(payload)
             done = True
         finally:
-            if not done:
-                _close(writer)
-        if reusable and len(self._idle.setdefault(socket, [])) < _MAX_IDLE:
-            self._idle[socket].append((reader, writer))
+            if not done:  # failed or cancelled (timeout): this connection's state is unknown
+                connection.close()
+        if connection.open and len(self._idle.setdefault(socket, [])) < _MAX_IDLE:
+            self._idle[socket].append(connection)
         else:
-            _close(writer)
-        return Reply(status, headers, body)
+            connection.close()
+        return reply
 
     def forget(self, socket: str) -> None:
         """Close the idle connections of an instance that is going away."""
-        for _reader, writer in self._idle.pop(socket, []):
-            _close(writer)
+        for connection in self._idle.pop(socket, []):
+            connection.close()
 
     def keep_only(self, sockets: set[str]) -> None:
         """Close idle connections to instances no longer routed to."""
@@ -97,48 +166,3 @@ class UnixHttpPool:
 
     def close(self) -> None:
         self.keep_only(set())
-
-
-def _close(writer: asyncio.StreamWriter) -> None:
-    with contextlib.suppress(Exception):
-        writer.close()
-
-
-def _parse_head(head: bytes) -> tuple[int, dict[str, str]]:
-    lines = head.decode("latin-1").split("\r\n")
-    parts = lines[0].split(" ", 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
-        raise ProtocolError(f"not an HTTP response: {lines[0][:80]!r}")
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        if line:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-    if parts[0] == "HTTP/1.0" and headers.get("connection", "").lower() != "keep-alive":
-        headers.setdefault("connection", "close")
-    return int(parts[1]), headers
-
-
-async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> tuple[bytes, bool]:
-    keep = headers.get("connection", "").lower() != "close"
-    try:
-        if "chunked" in headers.get("transfer-encoding", "").lower():
-            return await _read_chunked(reader), keep
-        length = headers.get("content-length")
-        if length is not None:
-            return await reader.readexactly(int(length)), keep
-        return await reader.read(), False
-    except (asyncio.IncompleteReadError, ConnectionError, ValueError) as exc:
-        raise ProtocolError(f"incomplete response body: {exc}") from exc
-
-
-async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
-    parts: list[bytes] = []
-    while True:
-        size = int((await reader.readuntil(b"\r\n")).split(b";", 1)[0].strip(), 16)
-        if size == 0:
-            while (await reader.readuntil(b"\r\n")) != b"\r\n":
-                pass  # trailers
-            return b"".join(parts)
-        parts.append(await reader.readexactly(size))
-        await reader.readexactly(2)
