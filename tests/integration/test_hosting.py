@@ -94,6 +94,8 @@ def test_endpoint_config_operations(server: Clients) -> None:
     desc = sm.describe_endpoint_config(EndpointConfigName="cfg")
     assert desc["ProductionVariants"][0]["InitialVariantWeight"] == 1.0
     assert desc["EndpointConfigArn"].endswith(":endpoint-config/cfg")
+    listed = sm.list_endpoint_configs(NameContains="cfg")["EndpointConfigs"]
+    assert [c["EndpointConfigName"] for c in listed] == ["cfg"]
     with pytest.raises(ClientError) as exc:
         sm.create_endpoint_config(
             EndpointConfigName="cfg", ProductionVariants=[variant("cfg-model")]
