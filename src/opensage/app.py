@@ -29,7 +29,7 @@ from opensage.control.models import ModelService
 from opensage.control.routing import Router, RouteTable
 from opensage.control.tags import TagService
 from opensage.control.training import TrainingService
-from opensage.control.training_runner import RunnerConfig, TrainingScheduler
+from opensage.control.training_runner import RunnerConfig, TrainingScheduler, run_dir
 from opensage.errors import OpenSageError, ValidationError
 from opensage.runtime import runtime_for
 from opensage.server.app import EdgeApp, build_asgi
@@ -95,7 +95,7 @@ def create_app(settings: Settings) -> EdgeApp:
     tags = TagService(store)
     logs = LogService(
         store,
-        lambda job: scheduler.job_dir(job) / "run" / "output.log",
+        lambda job, host: run_dir(scheduler.job_dir(job), host) / "output.log",
         settings.region,
         settings.account_id,
         fleet.config.logs_root,

@@ -394,7 +394,6 @@ def test_missing_train_channel_fails_clearly(job: Job) -> None:
     [
         ({"ContentType": "application/x-parquet"}, "not supported yet"),
         ({"ContentType": "application/x-recordio-protobuf"}, "not supported yet"),
-        ({"ContentType": "text/csv", "TrainingInputMode": "Pipe"}, "Pipe input mode"),
         ({"ContentType": "text/csv;label_size=2"}, "label_size must be 1"),
         ({"ContentType": "application/json"}, "not accepted"),
     ],

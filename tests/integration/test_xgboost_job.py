@@ -104,6 +104,31 @@ def test_xgboost_trains_and_predicts_like_plain_xgboost(
     np.testing.assert_allclose(booster.predict(test), plain.predict(test), rtol=1e-5, atol=1e-6)
 
 
+def test_xgboost_in_pipe_mode_trains_the_same_model(
+    server: Clients, data: tuple[np.ndarray, np.ndarray]
+) -> None:
+    x, y = data
+    half = len(y[:150]) // 2
+    upload(server, "xgb-pipe/train/a.csv", as_csv(x[:half], y[:half]))
+    upload(server, "xgb-pipe/train/b.csv", as_csv(x[half:150], y[half:150]))
+    params = {"objective": "binary:logistic", "max_depth": "3", "eta": "0.3", "seed": "0"}
+    server.sagemaker.create_training_job(
+        TrainingJobName="xgb-pipe",
+        RoleArn=ROLE,
+        AlgorithmSpecification={"TrainingImage": XGBOOST_IMAGE, "TrainingInputMode": "Pipe"},
+        HyperParameters={**params, "num_round": "5"},
+        InputDataConfig=[s3_channel("train", "s3://data/xgb-pipe/train/", "text/csv")],
+        OutputDataConfig={"S3OutputPath": "s3://data/xgb-out"},
+        ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1},
+    )
+    desc = wait_final(server, "xgb-pipe")
+    assert desc["TrainingJobStatus"] == "Completed", desc.get("FailureReason")
+    booster = load_model(server, desc["ModelArtifacts"]["S3ModelArtifacts"])
+    plain = xgboost.train(params, xgboost.DMatrix(x[:150], label=y[:150]), num_boost_round=5)
+    test = xgboost.DMatrix(x[150:])
+    np.testing.assert_allclose(booster.predict(test), plain.predict(test), rtol=1e-5, atol=1e-6)
+
+
 def test_bad_hyperparameter_fails_the_job_with_a_reason(server: Clients) -> None:
     x, y = load_breast_cancer(return_X_y=True)
     uri = upload(server, "xgb-bad/train/d", as_csv(x[:50], y[:50]))

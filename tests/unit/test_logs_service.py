@@ -41,12 +41,12 @@ def write_log(path: Path, lines: list[tuple[int, str]], tail: str = "") -> None:
 
 
 @pytest.fixture
-def log_file(tmp_path: Path) -> Callable[[str], Path]:
-    return lambda job: tmp_path / "jobs" / job / "run" / "output.log"
+def log_file(tmp_path: Path) -> Callable[..., Path]:
+    return lambda job, host="algo-1": tmp_path / "jobs" / job / "run" / "output.log"
 
 
 @pytest.fixture
-def service(store: Store, log_file: Callable[[str], Path]) -> LogService:
+def service(store: Store, log_file: Callable[..., Path]) -> LogService:
     add_job(store, "job-a", stream=STREAM)
     write_log(
         log_file("job-a"),
@@ -69,7 +69,7 @@ def messages(page: dict[str, Any]) -> list[str]:
 # DescribeLogStreams -------------------------------------------------------------------------
 
 
-def test_describe_log_streams(service: LogService, log_file: Callable[[str], Path]) -> None:
+def test_describe_log_streams(service: LogService, log_file: Callable[..., Path]) -> None:
     out = service.describe_log_streams(
         {"logGroupName": TRAINING_GROUP, "logStreamNamePrefix": "job-a/"}
     )
@@ -87,7 +87,7 @@ def test_describe_log_streams(service: LogService, log_file: Callable[[str], Pat
 
 
 def test_describe_prefix_is_a_string_prefix_not_a_name_match(
-    store: Store, log_file: Callable[[str], Path]
+    store: Store, log_file: Callable[..., Path]
 ) -> None:
     add_job(store, "job-a", stream="job-a/algo-1-1")
     add_job(store, "job-ab", stream="job-ab/algo-1-2")
@@ -112,7 +112,7 @@ def test_describe_prefix_is_a_string_prefix_not_a_name_match(
     assert "firstEventTimestamp" not in stream
 
 
-def test_describe_pagination(store: Store, log_file: Callable[[str], Path]) -> None:
+def test_describe_pagination(store: Store, log_file: Callable[..., Path]) -> None:
     for i in range(5):
         add_job(store, f"job-{i}", stream=f"job-{i}/algo-1-{i}")
     service = LogService(store, log_file, REGION, ACCOUNT)
@@ -205,7 +205,7 @@ def test_backward_paging(service: LogService) -> None:
 
 
 def test_new_lines_appear_once_terminated(
-    service: LogService, log_file: Callable[[str], Path]
+    service: LogService, log_file: Callable[..., Path]
 ) -> None:
     page = events(service, startFromHead=True)
     with log_file("job-a").open("a", encoding="utf-8") as f:
@@ -227,7 +227,7 @@ def test_time_filters(service: LogService) -> None:
     assert events(service, startFromHead=True, startTime=5000)["events"] == []
 
 
-def test_missing_log_file_gives_no_events(store: Store, log_file: Callable[[str], Path]) -> None:
+def test_missing_log_file_gives_no_events(store: Store, log_file: Callable[..., Path]) -> None:
     add_job(store, "job-b", stream="job-b/algo-1-1")
     service = LogService(store, log_file, REGION, ACCOUNT)
     page = service.get_log_events(
@@ -236,7 +236,7 @@ def test_missing_log_file_gives_no_events(store: Store, log_file: Callable[[str]
     assert page == {"events": [], "nextForwardToken": "f/0", "nextBackwardToken": "b/0"}
 
 
-def test_messages_keep_spaces_and_odd_bytes(store: Store, log_file: Callable[[str], Path]) -> None:
+def test_messages_keep_spaces_and_odd_bytes(store: Store, log_file: Callable[..., Path]) -> None:
     add_job(store, "job-c", stream="job-c/algo-1-1")
     path = log_file("job-c")
     path.parent.mkdir(parents=True)

@@ -33,13 +33,13 @@ class LogService:
     def __init__(
         self,
         store: Store,
-        log_file: Callable[[str], Path],
+        log_file: Callable[[str, str], Path],
         region: str,
         account: str,
         endpoint_logs: Path | None = None,
     ):
         self.store = store
-        self._log_file = log_file  # job name → its output file
+        self._log_file = log_file  # (job name, host) → that host's output file
         self.region = region
         self.account = account
         self._endpoint_logs = endpoint_logs  # <endpoint>/<variant>/<instance>[/<container>]
@@ -50,11 +50,13 @@ class LogService:
         if group == TRAINING_GROUP:
             return [
                 Stream(
-                    j.state["LogStream"],
-                    self._log_file(j.name),
+                    stream,
+                    self._log_file(j.name, host),
                     int(j.state.get("TrainingStartTime", j.created_at) * 1000),
                 )
                 for j in self._jobs_with_streams(prefix)
+                for stream, host in _job_streams(j).items()
+                if stream.startswith(prefix)
             ]
         endpoint = group.removeprefix(ENDPOINT_GROUP_PREFIX)
         root = self._endpoint_logs / endpoint if self._endpoint_logs else None
@@ -77,7 +79,7 @@ class LogService:
         job_prefix = prefix.split("/", 1)[0]
         query = ListQuery(kind="TrainingJob", name_contains=job_prefix or None, limit=10_000)
         jobs = [j for j in self.store.query(query) if "LogStream" in j.state]
-        return [j for j in jobs if j.state["LogStream"].startswith(prefix)]
+        return [j for j in jobs if any(s.startswith(prefix) for s in _job_streams(j))]
 
     def describe_log_streams(self, request: dict[str, Any]) -> dict[str, Any]:
         group = request["logGroupName"]
@@ -139,6 +141,11 @@ class LogService:
         with self._lock:  # the hot path of tailing: read only the requested lines
             index = self._line_index(path)
             return _page(request, index.count, lambda b, s: index.read(path, b, s))
+
+
+def _job_streams(job: Resource) -> dict[str, str]:
+    """Stream name → host; jobs from before multi-instance support stored only algo-1's."""
+    return dict(job.state.get("LogStreams") or {job.state["LogStream"]: "algo-1"})
 
 
 def _page(

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import tarfile
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from opensage.contract import MLPaths
 from opensage.errors import OpenSageError, ValidationError
@@ -58,8 +59,44 @@ def _manifest_objects(storage: ObjectStorage, uri: S3Uri) -> list[tuple[S3Uri, s
         ) from exc
 
 
-def download_channel(storage: ObjectStorage, source: dict[str, Any], folder: Path) -> int:
-    objects = channel_objects(storage, source)
+T = TypeVar("T")
+
+
+def arrange(
+    items: list[T],
+    shuffle: dict[str, Any] | None,
+    epoch: int,
+    shard: tuple[int, int] | None,
+) -> list[T]:
+    """The objects one host gets, in order: shuffled with the seed (drawn anew each epoch), then
+    every n-th for `ShardedByS3Key` (whole objects; host i of n gets items i, i+n, ...)."""
+    arranged = list(items)
+    if shuffle:
+        random.Random(f"{shuffle['Seed']}/{epoch}").shuffle(arranged)
+    if shard is not None:
+        index, count = shard
+        arranged = arranged[index::count]
+    return arranged
+
+
+def shard_of(channel: dict[str, Any], index: int, count: int) -> tuple[int, int] | None:
+    """Host `index`'s share of a channel: None (everything) unless it is ShardedByS3Key."""
+    source = channel["DataSource"]["S3DataSource"]
+    if source.get("S3DataDistributionType", "FullyReplicated") != "ShardedByS3Key":
+        return None
+    return index, count
+
+
+def download_channel(
+    storage: ObjectStorage,
+    source: dict[str, Any],
+    folder: Path,
+    shard: tuple[int, int] | None = None,
+    shuffle: dict[str, Any] | None = None,
+) -> int:
+    """File mode: this host's objects of the channel (all, or its ShardedByS3Key share)."""
+    objects = arrange(sorted(channel_objects(storage, source), key=lambda o: str(o[0])),
+                      shuffle, 0, shard)  # fmt: skip
     for obj, relative in objects:
         dest = (folder / relative).resolve()
         if not dest.is_relative_to(folder.resolve()):

@@ -167,8 +167,6 @@ def _validate(request: dict[str, Any]) -> None:
         raise ValidationError("ResourceConfig.InstanceGroups is not supported yet")
     if not resources.get("InstanceType") or not resources.get("InstanceCount"):
         raise ValidationError("ResourceConfig.InstanceType and InstanceCount are required")
-    if resources["InstanceCount"] != 1:
-        raise ValidationError("ResourceConfig.InstanceCount greater than 1 is not supported yet")
     S3Uri.parse(request["OutputDataConfig"]["S3OutputPath"])
     for definition in spec.get("MetricDefinitions", []):
         try:
@@ -200,12 +198,12 @@ def _validate(request: dict[str, Any]) -> None:
 
 def _validate_channel(channel: dict[str, Any], default_mode: str) -> None:
     name = channel["ChannelName"]
-    mode = channel.get("InputMode") or default_mode
-    if mode == "Pipe":
-        raise ValidationError(f"Channel '{name}': Pipe input mode is not supported yet")
     source = channel["DataSource"].get("S3DataSource")
     if source is None:
         raise ValidationError(f"Channel '{name}': only S3DataSource is supported")
+    mode = channel.get("InputMode") or default_mode
+    if mode == "FastFile" and source["S3DataType"] != "S3Prefix":
+        raise ValidationError(f"Channel '{name}': FastFile input mode needs S3DataType S3Prefix")
     if source["S3DataType"] not in ("S3Prefix", "ManifestFile"):
         raise ValidationError(
             f"Channel '{name}': S3DataType {source['S3DataType']} is not supported yet"

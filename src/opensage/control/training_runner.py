@@ -23,11 +23,13 @@ from opensage.control import images, lifecycle
 from opensage.control.lifecycle import Primary, Secondary
 from opensage.control.logs import parse_log_line
 from opensage.control.metrics import MetricDefinition, compile_definitions, extract
+from opensage.control.pipes import PipeFeeder, next_epoch, pipe_channels
 from opensage.control.staging import (
     StagingError,
     download_channel,
     download_code,
     download_prefix,
+    shard_of,
     sync_up,
     upload_artifacts,
 )
@@ -90,13 +92,44 @@ class TrainingScheduler:
         return self.config.jobs_root / name
 
 
+@dataclass
+class Host:
+    """One instance of a job: `algo-<n>`, its `/opt/ml` tree and its program's run folder."""
+
+    name: str
+    index: int  # 0-based
+    paths: MLPaths
+    handle: RunHandle
+
+
+def run_dir(root: Path, host: str) -> Path:
+    """algo-1's run folder keeps the single-instance name, so older jobs re-attach."""
+    return root / ("run" if host == "algo-1" else f"run-{host}")
+
+
 class JobSupervisor:
     def __init__(self, scheduler: TrainingScheduler, name: str) -> None:
         self.s = scheduler
         self.name = name
         self.root = scheduler.job_dir(name)
-        self.paths = MLPaths(self.root / "algo-1")
-        self.handle = RunHandle(self.root / "run")
+        job = scheduler.store.get(KIND, name)
+        count = int(job.request["ResourceConfig"]["InstanceCount"]) if job else 1
+        self.hosts = [
+            Host(f"algo-{i}", i - 1, MLPaths(self.root / f"algo-{i}"),
+                 RunHandle(run_dir(self.root, f"algo-{i}")))
+            for i in range(1, count + 1)
+        ]  # fmt: skip
+        self.pipes_stop = threading.Event()
+        self.feeders: list[PipeFeeder] = []
+
+    @property
+    def paths(self) -> MLPaths:
+        """algo-1's tree: its model and output are the job's artifacts, its log the metrics."""
+        return self.hosts[0].paths
+
+    @property
+    def handle(self) -> RunHandle:
+        return self.hosts[0].handle
 
     # persistence helpers ---------------------------------------------------------------------
 
@@ -165,11 +198,12 @@ class JobSupervisor:
         if self.s.shutting_down.is_set():
             return False
         now = time.time()
-        stream = f"{self.name}/algo-1-{int(now)}"
+        streams = {f"{self.name}/{host.name}-{int(now)}": host.name for host in self.hosts}
 
         def started(state: dict[str, Any]) -> None:
             state["TrainingStartTime"] = now
-            state["LogStream"] = stream
+            state["LogStream"] = next(iter(streams))
+            state["LogStreams"] = streams
 
         job = self._update(started, to=Secondary.TRAINING)
         if job.state.get("StopRequested"):
@@ -196,37 +230,73 @@ class JobSupervisor:
                 entry = {"ContentType": channel["ContentType"], **entry}
             input_config[channel["ChannelName"]] = entry
         resource = request["ResourceConfig"]
-        build_job_tree(
-            self.paths.base,
-            hyperparameters,
-            {
-                "current_host": "algo-1",
-                "current_instance_type": resource["InstanceType"],
-                "current_group_name": "homogeneousCluster",
-                "hosts": ["algo-1"],
-                "instance_groups": [
-                    {
-                        "instance_group_name": "homogeneousCluster",
-                        "instance_type": resource["InstanceType"],
-                        "hosts": ["algo-1"],
-                    }
-                ],
-                "network_interface_name": "eth0",
-            },
-            input_config,
-        )
-        for channel in channels:
-            folder = self.paths.channel(channel["ChannelName"])
-            folder.mkdir(parents=True, exist_ok=True)
-            download_channel(self.s.storage, channel["DataSource"]["S3DataSource"], folder)
+        names = [host.name for host in self.hosts]
+        piped = {c["ChannelName"] for c in pipe_channels(request)}
+        for host in self.hosts:
+            build_job_tree(
+                host.paths.base,
+                hyperparameters,
+                {
+                    "current_host": host.name,
+                    "current_instance_type": resource["InstanceType"],
+                    "current_group_name": "homogeneousCluster",
+                    "hosts": names,
+                    "instance_groups": [
+                        {
+                            "instance_group_name": "homogeneousCluster",
+                            "instance_type": resource["InstanceType"],
+                            "hosts": names,
+                        }
+                    ],
+                    "network_interface_name": "eth0",
+                },
+                input_config,
+            )
+            for channel in channels:
+                if channel["ChannelName"] in piped:
+                    continue  # fed live through FIFOs once the program starts
+                folder = host.paths.channel(channel["ChannelName"])
+                folder.mkdir(parents=True, exist_ok=True)
+                download_channel(
+                    self.s.storage,
+                    channel["DataSource"]["S3DataSource"],
+                    folder,
+                    shard_of(channel, host.index, len(self.hosts)),
+                    channel.get("ShuffleConfig"),
+                )
         submit = _decoded(hyperparameters.get("sagemaker_submit_directory"))
-        if isinstance(submit, str) and submit.startswith("s3://"):
-            download_code(self.s.storage, submit, self.paths.code)
-        if "CheckpointConfig" in request:
-            prefix = S3Uri.parse(request["CheckpointConfig"]["S3Uri"])
-            download_prefix(self.s.storage, prefix, self.paths.checkpoints)
+        for host in self.hosts:
+            if isinstance(submit, str) and submit.startswith("s3://"):
+                download_code(self.s.storage, submit, host.paths.code)
+            if "CheckpointConfig" in request:
+                prefix = S3Uri.parse(request["CheckpointConfig"]["S3Uri"])
+                download_prefix(self.s.storage, prefix, host.paths.checkpoints)
+
+    def _start_feeders(self, request: dict[str, Any]) -> None:
+        """Pipe-mode channels: FIFOs fed by threads of this supervisor while the program runs
+        (after a server restart, from the newest FIFO left on disk)."""
+        if self.feeders:
+            return
+        for host in self.hosts:
+            host.paths.data.mkdir(parents=True, exist_ok=True)
+            for channel in pipe_channels(request):
+                feeder = PipeFeeder(
+                    self.s.storage,
+                    channel,
+                    host.paths.data,
+                    self.pipes_stop,
+                    next_epoch(host.paths.data, channel["ChannelName"]),
+                    shard_of(channel, host.index, len(self.hosts)),
+                )
+                self.feeders.append(feeder.start())
+
+    def _stop_feeders(self) -> None:
+        self.pipes_stop.set()
+        for feeder in self.feeders:
+            feeder.thread.join(5)
 
     def _start_program(self, request: dict[str, Any]) -> None:
+        self._start_feeders(request)
         spec = request["AlgorithmSpecification"]
         program = images.resolve(
             spec["TrainingImage"],
@@ -244,14 +314,15 @@ class JobSupervisor:
             "PYTHONUNBUFFERED": "1",
             **request.get("Environment", {}),
         }
-        container = ContainerSpec(
-            job_dir=self.paths.base,
-            run_dir=self.handle.run_dir,
-            command=program.command,
-            env=env,
-            network_isolation=bool(request.get("EnableNetworkIsolation")),
-        )
-        self.handle = start(self.s.runtime, container)
+        for host in self.hosts:
+            container = ContainerSpec(
+                job_dir=host.paths.base,
+                run_dir=host.handle.run_dir,
+                command=program.command,
+                env=env,
+                network_isolation=bool(request.get("EnableNetworkIsolation")),
+            )
+            host.handle = start(self.s.runtime, container)
 
     # watching --------------------------------------------------------------------------------
 
@@ -269,6 +340,12 @@ class JobSupervisor:
 
     def _watch(self) -> bool:
         """Follow the program to its end; False if the server shuts down first."""
+        try:
+            return self._follow()
+        finally:
+            self._stop_feeders()
+
+    def _follow(self) -> bool:
         job = self._job()
         definitions = self._definitions(job.request)
         max_runtime = job.request["StoppingCondition"]["MaxRuntimeInSeconds"]
@@ -279,12 +356,20 @@ class JobSupervisor:
             if job.state.get("StopRequested") or job.state.get("MaxRuntimeExceeded"):
                 return True  # stopped before the program was started
             self._start_program(job.request)
+        elif any(h.handle.exit_code() is None for h in self.hosts):
+            self._start_feeders(job.request)  # re-attached to a running program
         while True:
-            finished = self.handle.exit_code() is not None
+            codes = [host.handle.exit_code() for host in self.hosts]
             self._read_log(definitions)
-            if finished:
+            if all(code is not None for code in codes):
                 return True
-            if not self.handle.shim_alive() and self.handle.exit_code() is None:
+            if any(code not in (None, 0) for code in codes):
+                for host in self.hosts:  # one host failed: the job fails, stop the others
+                    host.handle.terminate()
+            lost = [
+                h for h in self.hosts if not h.handle.shim_alive() and h.handle.exit_code() is None
+            ]
+            if lost:
                 self._update(lambda s: s.update(ProgramLost=True))
                 return True
             if self.s.shutting_down.wait(self.s.config.poll_interval_seconds):
@@ -304,9 +389,11 @@ class JobSupervisor:
             if job.state.get("StopRequested"):
                 if terminated_at is None:
                     terminated_at = now
-                    self.handle.terminate()
+                    for host in self.hosts:
+                        host.handle.terminate()
                 elif now - terminated_at > self.s.config.stop_grace_seconds:
-                    self.handle.kill()
+                    for host in self.hosts:
+                        host.handle.kill()
 
     def _read_log(self, definitions: list[MetricDefinition]) -> None:
         path = self.handle.log_path
@@ -330,8 +417,12 @@ class JobSupervisor:
     def _collect(self) -> None:
         job = self._job()
         state = job.state
-        code = self.handle.exit_code()
-        failure = self._failure_reason(code, state)
+        # The host that says why it failed (its failure file) over those stopped because of it.
+        reasons = [
+            (self._failure_reason(h, state), h.paths.failure_file.exists()) for h in self.hosts
+        ]
+        failed = sorted((not explained, r) for r, explained in reasons if r is not None)
+        failure = failed[0][1] if failed else None
         if state.get("MaxRuntimeExceeded"):
             ending = Secondary.MAX_RUNTIME_EXCEEDED
         elif state.get("StopRequested"):
@@ -358,15 +449,16 @@ class JobSupervisor:
 
         self._update(finish, to=ending)
 
-    def _failure_reason(self, code: int | None, state: dict[str, Any]) -> str | None:
+    def _failure_reason(self, host: Host, state: dict[str, Any]) -> str | None:
         if state.get("ProgramLost"):
             return (
                 "InternalServerError: the training program ended while the opensage server was "
                 "down and left no exit status"
             )
+        code = host.handle.exit_code()
         text = ""
-        if self.paths.failure_file.exists():
-            text = self.paths.failure_file.read_text(encoding="utf-8", errors="replace").strip()
+        if host.paths.failure_file.exists():
+            text = host.paths.failure_file.read_text(encoding="utf-8", errors="replace").strip()
         if code == 0 and not text:
             return None
         if not text:

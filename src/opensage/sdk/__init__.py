@@ -5,6 +5,12 @@ It talks to a server only through boto3 clients, so the same code runs against r
 """
 
 from opensage.sdk import deserializers, serializers
+from opensage.sdk.amazon import (
+    RecordSet,
+    read_records,
+    write_numpy_to_dense_tensor,
+    write_spmatrix_to_sparse_tensor,
+)
 from opensage.sdk.errors import UnexpectedStatusError
 from opensage.sdk.estimator import Estimator, TrainingInput
 from opensage.sdk.model import Model
@@ -15,9 +21,13 @@ __all__ = [
     "Estimator",
     "Model",
     "Predictor",
+    "RecordSet",
     "Session",
     "TrainingInput",
     "UnexpectedStatusError",
     "deserializers",
+    "read_records",
     "serializers",
+    "write_numpy_to_dense_tensor",
+    "write_spmatrix_to_sparse_tensor",
 ]

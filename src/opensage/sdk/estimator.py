@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opensage.sdk.deserializers import BaseDeserializer
 from opensage.sdk.errors import DEFAULT_ROLE, UnexpectedStatusError
@@ -26,6 +26,9 @@ from opensage.sdk.model import Model
 from opensage.sdk.predictor import Predictor
 from opensage.sdk.serializers import BaseSerializer
 from opensage.sdk.session import Session
+
+if TYPE_CHECKING:
+    from opensage.sdk.amazon import RecordSet
 
 TERMINAL = {"Completed", "Failed", "Stopped"}
 
@@ -216,6 +219,38 @@ class Estimator:
                 desc["TrainingJobStatus"],
             )
         return desc
+
+    def record_set(
+        self,
+        train: Any,
+        labels: Any = None,
+        channel: str = "train",
+        encrypt: bool = False,
+        distribution: str = "ShardedByS3Key",
+    ) -> RecordSet:
+        """Upload a 2-D array (and labels) as RecordIO-protobuf shards, one per instance, plus a
+        manifest, as the SageMaker SDK's `AmazonAlgorithmEstimatorBase.record_set` does.
+
+        Objects land under `s3://<default bucket>/sagemaker-record-sets/<base_job_name or class
+        name>-<timestamp>/` as `matrix_<i>.pbr` and `.amazon.manifest`. The returned RecordSet's
+        channel is a `ManifestFile` with `ShardedByS3Key` and no content type (built-ins then
+        read RecordIO-protobuf): `est.fit(record_set.data_channel())`.
+        """
+        from opensage.sdk.amazon import RecordSet, sagemaker_timestamp, upload_numpy_to_s3_shards
+
+        bucket = self.session.default_bucket()
+        name = self.base_job_name or type(self).__name__
+        key_prefix = f"sagemaker-record-sets/{name}-{sagemaker_timestamp()}/"
+        manifest_uri = upload_numpy_to_s3_shards(
+            self.instance_count, self.session.s3_client, bucket, key_prefix, train, labels, encrypt
+        )
+        return RecordSet(
+            manifest_uri,
+            num_records=train.shape[0],
+            feature_dim=train.shape[1],
+            channel=channel,
+            distribution=distribution,
+        )
 
     @property
     def model_data(self) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from opensage.errors import ValidationError
 
@@ -91,6 +91,8 @@ class ObjectStorage(Protocol):
     def put_file(self, uri: S3Uri, source: Path) -> ObjectInfo: ...
 
     def get_bytes(self, uri: S3Uri) -> bytes: ...
+
+    def open(self, uri: S3Uri) -> BinaryIO: ...
 
     def download(self, uri: S3Uri, dest: Path) -> None: ...
 

@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 from opensage.errors import NotFoundError, ValidationError
 from opensage.storage.base import ObjectInfo, S3Uri, validate_bucket, validate_key
@@ -88,6 +89,10 @@ class LocalObjectStorage:
 
     def get_bytes(self, uri: S3Uri) -> bytes:
         return self._existing(uri).read_bytes()
+
+    def open(self, uri: S3Uri) -> BinaryIO:
+        """The object as a binary stream, for readers that must not hold it all in memory."""
+        return self._existing(uri).open("rb")
 
     def download(self, uri: S3Uri, dest: Path) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)

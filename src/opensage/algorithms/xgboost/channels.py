@@ -6,6 +6,9 @@ misconfigured job fails in well under a second with a `ClientError` that says wh
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -19,6 +22,7 @@ TRAIN: Final = "train"
 VALIDATION: Final = "validation"
 MAX_FOLDER_DEPTH: Final = 3
 """Files are read from the channel folder and up to three levels of sub-folders."""
+PIPE_WAIT_SECONDS: Final = 60.0
 
 _MEDIA_TYPES: Final = {
     "csv": CSV,
@@ -95,14 +99,11 @@ def _channel(
     paths: MLPaths, name: str, config: dict[str, str], default_type: str | None
 ) -> Channel:
     """One channel; a validation channel without a content type shares train's."""
-    if str(config.get("TrainingInputMode", "File")).lower() == "pipe":
-        raise UserError(
-            f"Channel '{name}' uses Pipe input mode, which this XGBoost algorithm does not "
-            "support yet; use File or FastFile mode."
-        )
     content_type = config.get("ContentType") or default_type
     data_format = parse_content_type(content_type)
     folder = paths.channel(name)
+    if str(config.get("TrainingInputMode", "File")).lower() == "pipe":
+        folder = _drain_pipe(paths, name)
     files = tuple(data_files(folder)) if folder.is_dir() else ()
     if not files:
         raise UserError(
@@ -110,6 +111,21 @@ def _channel(
             f"{data_format} file whose name does not start with '.' or '_'."
         )
     return Channel(name=name, path=folder, files=files, format=data_format)
+
+
+def _drain_pipe(paths: MLPaths, name: str, timeout: float = PIPE_WAIT_SECONDS) -> Path:
+    """Pipe mode: read epoch 0 (`<channel>_0`) to its end into a private file, as the container
+    does; XGBoost needs all the data in memory anyway, and the readers may read a file twice."""
+    fifo = paths.data / f"{name}_0"
+    deadline = time.monotonic() + timeout
+    while not fifo.exists():
+        if time.monotonic() > deadline:
+            raise UserError(f"Channel '{name}' is in Pipe mode but {fifo} never appeared.")
+        time.sleep(0.05)  # polling for the platform's FIFO, as SageMaker's readers do
+    folder = Path(tempfile.mkdtemp(prefix=f"pipe-{name}-"))
+    with fifo.open("rb") as source, (folder / name).open("wb") as target:
+        shutil.copyfileobj(source, target, 1 << 20)
+    return folder
 
 
 def data_files(folder: Path, depth: int = 0) -> list[Path]:

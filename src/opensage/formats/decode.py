@@ -1,0 +1,510 @@
+"""Decoding framed RecordIO-protobuf records into numpy / scipy, three ways, fastest first.
+
+1. Template groups: records of equal length whose non-value bytes equal those of the group's first
+   record have the same layout, so their values are columns of a 2-D byte array (dense data:
+   one numpy slice for the whole group).
+2. Vectorised walk: the SDK's layout (`features["values"]` tensor, optional `label["values"]`)
+   walked for all remaining records at once, one numpy step per protobuf field with a cursor per
+   record (sparse rows, int32 varints, ragged lengths).
+3. Per record: a hand walker with `np.frombuffer` slices, and the protobuf runtime for anything
+   else valid (unpacked fields, other map keys, bytes), which also tells garbage from the unusual.
+
+Every record a faster path rejects goes to the next one, so the result never depends on the path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, TypeAlias
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse
+
+from opensage.formats.batchwalk import BatchSpans, gather, varint_counts, walk_batch
+from opensage.formats.errors import RecordError
+from opensage.formats.protobuf import parse_record
+from opensage.formats.recordio import Frames
+from opensage.formats.wire import (
+    BYTES_KIND,
+    I32,
+    KIND_DTYPE,
+    KIND_NAME,
+    Malformed,
+    TensorSpan,
+    Unsupported,
+    decode_varints,
+    walk_record,
+)
+
+Features: TypeAlias = Any
+"""A 2-D numpy array, or a `scipy.sparse.csr_matrix` (untyped upstream)."""
+Labels: TypeAlias = npt.NDArray[Any] | None
+Rows = npt.NDArray[np.int64]
+_MIN_GROUP = 8  # records of one length before a template is worth building
+_MIN_WALK = 4  # records left before walking them together beats one by one
+
+
+@dataclass
+class _Decoded:
+    """Per-record results of one batch, gathered before assembly."""
+
+    n: int
+    dense: list[tuple[npt.NDArray[np.int64], npt.NDArray[Any]]] = field(default_factory=list)
+    # (rows, non-zeros per row, columns, values, width per row)
+    sparse: list[tuple[Rows, Rows, npt.NDArray[np.int64], npt.NDArray[Any], Rows]] = field(
+        default_factory=list
+    )
+    labels: list[tuple[npt.NDArray[np.int64], npt.NDArray[Any]]] = field(default_factory=list)
+    unlabelled: list[int] = field(default_factory=list)
+
+
+class _Context:
+    def __init__(self, frames: Frames, source: str | None, fkey: str, lkey: str) -> None:
+        self.frames = frames
+        self.source = source
+        self.fkey = fkey
+        self.lkey = lkey
+
+    def error(self, i: int, message: str) -> RecordError:
+        return RecordError(
+            message,
+            source=self.source,
+            record=self.frames.first_index + i,
+            offset=int(self.frames.offsets[i]),
+        )
+
+
+def decode_frames(
+    frames: Frames,
+    *,
+    source: str | None = None,
+    feature_key: str = "values",
+    label_key: str = "values",
+) -> tuple[Features, Labels]:
+    """Features (a 2-D array, or CSR if any record is sparse) and labels (None if no record has
+    one; 1-D for scalar labels) of framed records."""
+    ctx = _Context(frames, source, feature_key, label_key)
+    out = _Decoded(len(frames))
+    todo = np.ones(len(frames), dtype=bool)
+    for idx in _groups(frames.lengths):
+        _template_group(ctx, idx, out, todo)
+    remaining = np.flatnonzero(todo)
+    if len(remaining) >= _MIN_WALK:
+        _walk_rows(ctx, remaining, out, todo)
+    for i in np.flatnonzero(todo).tolist():
+        _single(ctx, i, out)
+    return _assemble(ctx, out)
+
+
+def _groups(lengths: npt.NDArray[np.int64]) -> list[npt.NDArray[np.int64]]:
+    if len(lengths) < _MIN_GROUP:
+        return []
+    if lengths.min() == lengths.max():
+        return [np.arange(len(lengths), dtype=np.int64)]
+    _, inverse, counts = np.unique(lengths, return_inverse=True, return_counts=True)
+    big = np.flatnonzero(counts >= _MIN_GROUP)
+    if not len(big):
+        return []
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(counts)])
+    return [order[bounds[g] : bounds[g + 1]].astype(np.int64) for g in big.tolist()]
+
+
+def _block(data: bytes, starts: npt.NDArray[np.int64], length: int) -> npt.NDArray[np.uint8]:
+    """The records at `starts`, `length` bytes each, as rows of a 2-D byte array."""
+    buf = np.frombuffer(data, dtype=np.uint8)
+    if len(starts) > 1:
+        steps = np.diff(starts)
+        if steps.min() == steps.max() and steps[0] >= length:
+            return np.lib.stride_tricks.as_strided(
+                buf[int(starts[0]) :],
+                shape=(len(starts), length),
+                strides=(int(steps[0]), 1),
+                writeable=False,
+            )
+    gathered: npt.NDArray[np.uint8] = buf[starts[:, None] + np.arange(length)]
+    return gathered
+
+
+def _template_group(
+    ctx: _Context, idx: npt.NDArray[np.int64], out: _Decoded, todo: npt.NDArray[np.bool_]
+) -> None:
+    frames = ctx.frames
+    t = int(idx[0])
+    start, length = int(frames.starts[t]), int(frames.lengths[t])
+    try:
+        fspan, lspan, _ = walk_record(frames.data, start, start + length, ctx.fkey, ctx.lkey)
+    except (Malformed, Unsupported):
+        return
+    spans: list[tuple[int, int, TensorSpan]] = []
+    for span in (fspan, lspan):
+        if span is not None:
+            if span.kind not in KIND_DTYPE or span.keys is not None:
+                return
+            if span.values is not None:
+                spans.append((span.values[0] - start, span.values[1] - start, span))
+    if fspan is None or (fspan.values is None and fspan.shape is not None):
+        return  # no values but a shape: an all-zero sparse row, decoded per record
+    block = _block(frames.data, frames.starts[idx], length)
+    ok = _same_structure(block, spans, length)
+    rows = idx[ok]
+    good = block[ok] if not ok.all() else block
+    results: dict[int, npt.NDArray[Any]] = {}
+    for a, b, span in spans:
+        values = _block_values(good[:, a:b], span.kind)
+        if values is None:
+            return  # varints that do not line up: leave the group to the per-record path
+        results[id(span)] = values
+    fvalues = results.get(id(fspan), np.empty((len(rows), 0), KIND_DTYPE[fspan.kind]))
+    out.dense.append((rows, _native(fvalues)))
+    if lspan is not None:
+        lvalues = results.get(id(lspan), np.empty((len(rows), 0), KIND_DTYPE[lspan.kind]))
+        out.labels.append((rows, _native(lvalues)))
+    else:
+        out.unlabelled.append(int(rows[0]))
+    todo[rows] = False
+
+
+def _span_values(
+    buf: npt.NDArray[np.uint8], start: Rows, end: Rows, kind: int
+) -> tuple[npt.NDArray[Any], Rows] | None:
+    """The values of one packed field per row, concatenated, and the count per row; None if
+    any row's bytes are not whole items (callers pass only rows `_span_ok` accepted)."""
+    raw = gather(buf, start, end)
+    lengths = end - start
+    if kind == I32:
+        counts, _ = varint_counts(raw, lengths)
+        try:
+            return decode_varints(raw).view(np.int64).astype(np.int32), counts
+        except Malformed:
+            return None
+    if kind == 0:  # keys, shape: uint64 varints
+        counts, _ = varint_counts(raw, lengths)
+        try:
+            return decode_varints(raw), counts
+        except Malformed:
+            return None
+    dtype = KIND_DTYPE[kind]
+    values = raw.view(dtype) if len(raw) else np.empty(0, dtype)
+    return _native(values), lengths // dtype.itemsize
+
+
+def _span_ok(buf: npt.NDArray[np.uint8], start: Rows, end: Rows, kind: int) -> npt.NDArray[Any]:
+    """Per row: do its bytes hold whole items (fixed width) or whole varints (kind 0 or I32)?"""
+    lengths = end - start
+    if kind in (0, I32):
+        return varint_counts(gather(buf, start, end), lengths)[1]
+    ok: npt.NDArray[np.bool_] = lengths % KIND_DTYPE[kind].itemsize == 0
+    return ok
+
+
+def _walk_rows(ctx: _Context, rows: Rows, out: _Decoded, todo: npt.NDArray[np.bool_]) -> None:
+    """Decode the rows that follow the SDK's layout all together (see `batchwalk`)."""
+    frames = ctx.frames
+    buf = np.frombuffer(frames.data, dtype=np.uint8)
+    starts = frames.starts[rows]
+    try:
+        spans = walk_batch(buf, starts, starts + frames.lengths[rows], ctx.fkey, ctx.lkey)
+    except ValueError:
+        return
+    for kind in np.unique(spans.kind[spans.ok]).tolist():
+        _walk_kind(ctx, buf, rows, spans, spans.ok & (spans.kind == kind), int(kind), out, todo)
+
+
+def _walk_kind(
+    ctx: _Context,
+    buf: npt.NDArray[np.uint8],
+    rows: Rows,
+    spans: BatchSpans,
+    sel: npt.NDArray[np.bool_],
+    kind: int,
+    out: _Decoded,
+    todo: npt.NDArray[np.bool_],
+) -> None:
+    v, k, sh, lv = spans.values, spans.keys, spans.shape, spans.label_values
+    # Validity first, per row, so that concatenated varints always line up.
+    sel = sel.copy()
+    sel[sel] &= _span_ok(buf, v.start[sel], v.end[sel], kind)
+    sel[sel] &= _span_ok(buf, k.start[sel], k.end[sel], 0)
+    sel[sel] &= _span_ok(buf, sh.start[sel], sh.end[sel], 0)
+    for lkind in np.unique(spans.label_kind[sel & spans.has_label]).tolist():
+        lrows = sel & spans.has_label & (spans.label_kind == lkind)
+        sel[lrows] &= _span_ok(buf, lv.start[lrows], lv.end[lrows], int(lkind))
+    idx = np.flatnonzero(sel)
+    if not len(idx):
+        return
+    got = _span_values(buf, v.start[idx], v.end[idx], kind)
+    kgot = _span_values(buf, k.start[idx], k.end[idx], 0)
+    sgot = _span_values(buf, sh.start[idx], sh.end[idx], 0)
+    if got is None or kgot is None or sgot is None:
+        return
+    values, counts = got
+    keys, kcounts = kgot
+    shape_values, scounts = sgot
+    keyed = k.present[idx]
+    # Widths from a one-number shape; other shapes (matrices) go the per-record way.
+    widths = np.zeros(len(idx), dtype=np.int64)
+    one = scounts == 1
+    widths[one] = shape_values[np.cumsum(scounts)[one] - 1].astype(np.int64)
+    empty_sparse = ~keyed & (counts == 0) & one & (widths > 0)
+    sparse = keyed | empty_sparse
+    good = ~keyed | ((kcounts == counts) & one)
+    if keyed.any():
+        key_rows = np.repeat(np.arange(len(idx)), kcounts)
+        too_big = np.zeros(len(idx), dtype=bool)
+        too_big[key_rows[keys >= np.repeat(widths, kcounts).astype(np.uint64)]] = True
+        good &= ~too_big
+    flat_good = np.repeat(good, counts)
+    # Features.
+    sp = sparse & good
+    if sp.any():
+        flat_keys_good = np.repeat(good[keyed], kcounts[keyed])
+        out.sparse.append(
+            (
+                rows[idx[sp]],
+                counts[sp],
+                keys[flat_keys_good].astype(np.int64),
+                values[flat_good & np.repeat(sparse, counts)],
+                widths[sp],
+            )
+        )
+    dense = ~sparse & good
+    for width in np.unique(counts[dense]).tolist():
+        these = dense & (counts == width)
+        block = values[np.repeat(these, counts)].reshape(int(these.sum()), width)
+        out.dense.append((rows[idx[these]], block))
+    # Labels.
+    labelled = spans.has_label[idx] & good
+    for lkind in np.unique(spans.label_kind[idx][labelled]).tolist():
+        these = labelled & (spans.label_kind[idx] == lkind)
+        lgot = _span_values(buf, lv.start[idx[these]], lv.end[idx[these]], int(lkind))
+        if lgot is None:
+            raise ctx.error(int(rows[idx[these]][0]), "label values are malformed")
+        lvalues, lcounts = lgot
+        for width in np.unique(lcounts).tolist():
+            sub = lcounts == width
+            block = lvalues[np.repeat(sub, lcounts)].reshape(int(sub.sum()), width)
+            out.labels.append((rows[idx[these]][sub], block))
+    unlabelled = good & ~spans.has_label[idx]
+    if unlabelled.any():
+        out.unlabelled.append(int(rows[idx[unlabelled]].min()))
+    todo[rows[idx[good]]] = False
+
+
+def _same_structure(
+    block: npt.NDArray[np.uint8], spans: list[tuple[int, int, TensorSpan]], length: int
+) -> npt.NDArray[np.bool_]:
+    """Per row: are all bytes outside the value spans equal to row 0's? The structure columns are
+    gathered once and compared as one opaque item per row (a memcmp, not a byte-wise loop)."""
+    keep = np.ones(length, dtype=bool)
+    for a, b, _ in spans:
+        keep[a:b] = False
+    columns = np.flatnonzero(keep)
+    if not len(columns):
+        return np.ones(len(block), dtype=bool)
+    if len(columns) == columns[-1] - columns[0] + 1:
+        structure = np.ascontiguousarray(block[:, columns[0] : columns[-1] + 1])
+    else:
+        structure = np.ascontiguousarray(block[:, columns])
+    rows = structure.view(np.dtype((np.void, structure.shape[1])))[:, 0]
+    same: npt.NDArray[np.bool_] = rows == rows[0]
+    return same
+
+
+def _native(values: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    return values.astype(values.dtype.newbyteorder("="), copy=False)
+
+
+def _block_values(cols: npt.NDArray[np.uint8], kind: int) -> npt.NDArray[Any] | None:
+    """Decode a value column block (one row per record); None if varints do not line up."""
+    if kind != I32:
+        if cols.shape[1] % KIND_DTYPE[kind].itemsize:
+            return None
+        return np.ascontiguousarray(cols).view(KIND_DTYPE[kind])
+    if cols.shape[1] == 0:
+        return np.empty((cols.shape[0], 0), np.int32)
+    ends = cols < 0x80
+    counts = ends.sum(axis=1)
+    if not ends[:, -1].all() or counts.min() != counts.max():
+        return None
+    try:
+        flat = decode_varints(np.ascontiguousarray(cols).ravel())
+    except Malformed:
+        return None
+    return flat.view(np.int64).astype(np.int32).reshape(cols.shape[0], int(counts[0]))
+
+
+_Tensor = tuple[int, npt.NDArray[Any], npt.NDArray[np.uint64] | None, tuple[int, ...]]
+
+
+def _span_tensor(data: bytes, span: TensorSpan) -> _Tensor:
+    dtype = KIND_DTYPE[span.kind]
+    values: npt.NDArray[Any]
+    if span.values is None:
+        values = np.empty(0, dtype)
+    elif span.kind == I32:
+        raw = np.frombuffer(data, np.uint8, span.values[1] - span.values[0], span.values[0])
+        values = decode_varints(raw).view(np.int64).astype(np.int32)
+    else:
+        size = span.values[1] - span.values[0]
+        if size % dtype.itemsize:
+            raise Malformed("packed values are not a whole number of items")
+        values = np.frombuffer(data, dtype, size // dtype.itemsize, span.values[0])
+    keys = None
+    if span.keys is not None:
+        raw = np.frombuffer(data, np.uint8, span.keys[1] - span.keys[0], span.keys[0])
+        keys = decode_varints(raw)
+    shape: tuple[int, ...] = ()
+    if span.shape is not None:
+        raw = np.frombuffer(data, np.uint8, span.shape[1] - span.shape[0], span.shape[0])
+        shape = tuple(int(s) for s in decode_varints(raw).tolist())
+    return span.kind, _native(values), keys, shape
+
+
+def _message_tensor(value: Any) -> _Tensor | None:
+    kind_name = value.WhichOneof("value")
+    if kind_name is None:
+        return None
+    kind = {v: k for k, v in KIND_NAME.items()}[kind_name]
+    if kind == BYTES_KIND:
+        return kind, np.empty(0), None, ()
+    tensor = getattr(value, kind_name)
+    values = np.array(list(tensor.values), dtype=KIND_DTYPE[kind]).astype(
+        KIND_DTYPE[kind].newbyteorder("=")
+    )
+    keys = np.array(list(tensor.keys), dtype=np.uint64) if len(tensor.keys) else None
+    return kind, values, keys, tuple(int(s) for s in tensor.shape)
+
+
+def _record_tensors(ctx: _Context, i: int) -> tuple[_Tensor | None, _Tensor | None]:
+    frames = ctx.frames
+    start = int(frames.starts[i])
+    end = start + int(frames.lengths[i])
+    try:
+        fspan, lspan, _ = walk_record(frames.data, start, end, ctx.fkey, ctx.lkey)
+        features = None if fspan is None else _span_tensor(frames.data, fspan)
+        if features is not None and features[0] == BYTES_KIND:
+            raise Unsupported("bytes")
+        label = None if lspan is None else _span_tensor(frames.data, lspan)
+        return features, label
+    except (Malformed, Unsupported):
+        pass  # the protobuf runtime decides: valid but unusual, or really broken
+    record = parse_record(
+        frames.data[start:end],
+        source=ctx.source,
+        index=frames.first_index + i,
+        offset=int(frames.offsets[i]),
+    )
+    features = _message_tensor(record.features[ctx.fkey]) if ctx.fkey in record.features else None
+    label = _message_tensor(record.label[ctx.lkey]) if ctx.lkey in record.label else None
+    return features, label
+
+
+def _single(ctx: _Context, i: int, out: _Decoded) -> None:
+    features, label = _record_tensors(ctx, i)
+    if features is None:
+        raise ctx.error(i, f"record has no tensor in features[{ctx.fkey!r}]")
+    kind, values, keys, shape = features
+    if kind == BYTES_KIND:
+        raise ctx.error(i, f"features[{ctx.fkey!r}] holds bytes, not a tensor")
+    row = np.array([i], dtype=np.int64)
+    if keys is None and not len(values) and shape and int(np.prod(shape)) > 0:
+        keys = np.empty(0, np.uint64)  # a sparse row with no non-zeros: no keys, no values
+    if keys is not None:
+        if len(keys) != len(values):
+            raise ctx.error(i, f"sparse tensor has {len(keys)} keys for {len(values)} values")
+        if not shape:
+            raise ctx.error(i, "sparse tensor without a shape")
+        width = int(np.prod(shape))
+        if len(keys) and int(keys.max()) >= width:
+            raise ctx.error(i, f"sparse key {int(keys.max())} outside shape {list(shape)}")
+        count = np.array([len(keys)], dtype=np.int64)
+        out.sparse.append((row, count, keys.astype(np.int64), values, np.array([width])))
+    else:
+        out.dense.append((row, values.reshape(1, -1)))
+    if label is None:
+        out.unlabelled.append(i)
+    elif label[0] == BYTES_KIND or label[2] is not None:
+        raise ctx.error(i, f"label[{ctx.lkey!r}] is not a dense tensor")
+    else:
+        out.labels.append((row, label[1].reshape(1, -1)))
+
+
+def _assemble(ctx: _Context, out: _Decoded) -> tuple[Features, Labels]:
+    n = out.n
+    features: Features
+    if out.sparse:
+        features = _assemble_sparse(out)
+    elif out.dense:
+        features = _assemble_rows(ctx, out.dense, n, "features")
+    else:
+        features = np.empty((0, 0), np.float32)
+    labels: Labels = None
+    if out.labels:
+        if out.unlabelled:
+            raise ctx.error(min(out.unlabelled), "record has no label while others have one")
+        labels = _assemble_rows(ctx, out.labels, n, "labels")
+        if labels.shape[1] == 1:
+            labels = labels[:, 0]
+    return features, labels
+
+
+def _assemble_rows(
+    ctx: _Context,
+    parts: list[tuple[npt.NDArray[np.int64], npt.NDArray[Any]]],
+    n: int,
+    what: str,
+) -> npt.NDArray[Any]:
+    widths = {p.shape[1] for _, p in parts}
+    if len(widths) > 1:
+        first = min(parts, key=lambda p: int(p[0].min()))
+        width = first[1].shape[1]
+        bad = min(int(r.min()) for r, p in parts if p.shape[1] != width)
+        raise ctx.error(bad, f"{what} width differs from earlier records ({width})")
+    dtype = np.result_type(*(p.dtype for _, p in parts))
+    if len(parts) == 1 and len(parts[0][0]) == n and dtype == parts[0][1].dtype:
+        rows, values = parts[0]
+        if np.array_equal(rows, np.arange(n)):
+            return values
+    result = np.empty((n, widths.pop()), dtype=dtype)
+    for rows, values in parts:
+        result[rows] = values
+    return result
+
+
+def _assemble_sparse(out: _Decoded) -> scipy.sparse.csr_matrix:
+    """One CSR matrix from dense and sparse blocks, rows in record order, without a Python step
+    per row: each block's entries are scattered to their rows' places in one go."""
+    n = out.n
+    parts = list(out.sparse)
+    for rows, values in out.dense:
+        k, d = values.shape
+        parts.append(
+            (
+                rows,
+                np.full(k, d, dtype=np.int64),
+                np.tile(np.arange(d, dtype=np.int64), k),
+                values.ravel(),
+                np.full(k, d, dtype=np.int64),
+            )
+        )
+    counts = np.zeros(n, dtype=np.int64)
+    width = 0
+    for rows, c, _, _, widths in parts:
+        counts[rows] = c
+        if len(widths):
+            width = max(width, int(widths.max()))
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    dtype = np.result_type(*(p[3].dtype for p in parts))
+    cols = np.empty(int(indptr[-1]), dtype=np.int64)
+    vals = np.empty(int(indptr[-1]), dtype=dtype)
+    for rows, c, pcols, pvals, _ in parts:
+        if not len(pcols):
+            continue
+        first = np.cumsum(c) - c  # each row's first entry within the block
+        dest = np.repeat(indptr[rows] - first, c) + np.arange(len(pcols))
+        cols[dest] = pcols
+        vals[dest] = pvals
+    return scipy.sparse.csr_matrix((vals, cols, indptr), shape=(n, width))
