@@ -586,3 +586,25 @@ def test_data_files_skip_hidden_and_stop_at_depth_three(tmp_path: Path) -> None:
         (tmp_path / name).write_text("" if name == "empty" else "x")
     found = [str(p.relative_to(tmp_path)) for p in channels.data_files(tmp_path)]
     assert found == ["1/2/3/h", "a", "d/e"]
+
+
+@pytest.mark.parametrize(
+    ("content", "where", "what"),
+    [
+        ("1,2,3\n0,abc,4\n", "record 1 at byte 6", "abc"),
+        ("1,2,3\n0,1,2\n1,2,x3\n", "record 2 at byte 12", "x3"),
+    ],
+)
+def test_malformed_csv_names_channel_file_and_record(
+    job: Job, content: str, where: str, what: str
+) -> None:
+    """(Short rows are not malformed for XGBoost: their missing cells are missing values.)"""
+    result = run_job(job({"num_round": "2"}, {"train/data.csv": content},
+                         {"train": {"ContentType": "text/csv"}}))  # fmt: skip
+
+    assert result.returncode == 1
+    assert result.failure.startswith(
+        "ClientError: Could not read file 'data.csv' of channel 'train'"
+    )
+    assert where in result.failure
+    assert what in result.failure

@@ -24,6 +24,8 @@ from sklearn.datasets import load_svmlight_file
 
 from opensage.algorithms.xgboost.channels import CSV, Channel
 from opensage.algorithms.xgboost.errors import UserError
+from opensage.formats.csv import read_csv
+from opensage.formats.errors import RecordError
 
 Floats = npt.NDArray[np.float64]
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -114,21 +116,39 @@ def _load_csv(channel: Channel, csv_weights: bool) -> Dataset:
 
 def _read_csv(channel: Channel, path: Path) -> Floats:
     """One headerless numeric CSV file; the delimiter is sniffed from its first line."""
+    hint = "CSV data must be numeric, with no header row and the label in the first column"
     try:
         text = _read_bytes(path).decode("utf-8")
-        frame = pd.read_csv(
-            io.StringIO(text),
-            header=None,
-            sep=_delimiter(text),
-            dtype=np.float64,
-        )
+    except _READ_ERRORS as exc:
+        raise _fail(channel, path, f"{exc}. {hint}.") from None
+    try:
+        frame = pd.read_csv(io.StringIO(text), header=None, sep=_delimiter(text), dtype=np.float64)
     except pd.errors.EmptyDataError:
         return np.empty((0, 0))
     except _READ_ERRORS as exc:
-        hint = "CSV data must be numeric, with no header row and the label in the first column"
-        raise _fail(channel, path, f"{exc}. {hint}.") from None
+        raise _fail(channel, path, f"{_locate_csv_problem(text) or exc}. {hint}.") from None
     table: Floats = frame.to_numpy(dtype=np.float64)
     return table
+
+
+def _locate_csv_problem(text: str) -> str | None:
+    """Which record is broken, and where: pandas reads fast but says only what went wrong, so
+    on failure the strict reader of `formats` re-reads the file to name the record and byte."""
+    if _delimiter(text) != ",":
+        return None
+    try:
+        read_csv(text.encode("utf-8"), label_size=0, dtype=np.float64)
+    except RecordError as exc:
+        where = " ".join(
+            part
+            for part in (
+                f"record {exc.record}" if exc.record is not None else "",
+                f"at byte {exc.offset}" if exc.offset is not None else "",
+            )
+            if part
+        )
+        return f"{where}: {exc.message}" if where else exc.message
+    return None
 
 
 def _delimiter(text: str) -> str:
