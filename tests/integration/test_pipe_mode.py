@@ -6,6 +6,9 @@ import gzip
 import hashlib
 import json
 
+import pytest
+from botocore.exceptions import ClientError
+
 from tests.integration.conftest import Clients, log_messages, python_job, s3_channel, wait_final
 
 READER = """
@@ -105,3 +108,50 @@ def test_pipe_recordio_wrapping(server: Clients) -> None:
     assert desc["TrainingJobStatus"] == "Completed", desc.get("FailureReason")
     out = result(server, "pipe-rio")
     assert read_all_records(bytes.fromhex(str(out["epoch1"]))) == bodies
+
+
+def augmented(uri: str) -> dict[str, object]:
+    channel = s3_channel("train", uri)
+    source = channel["DataSource"]["S3DataSource"]
+    source["S3DataType"] = "AugmentedManifestFile"
+    source["AttributeNames"] = ["source-ref", "label"]
+    return {**channel, "RecordWrapperType": "RecordIO"}
+
+
+def test_augmented_manifest_streams_attributes(server: Clients) -> None:
+    from opensage.formats.recordio import read_all_records
+
+    images = {"am/img1.jpg": b"\xff\xd8 first image", "am/img2.jpg": b"\xff\xd8 second"}
+    for key, body in images.items():
+        server.s3.put_object(Bucket="data", Key=key, Body=body)
+    lines = [
+        {"source-ref": "s3://data/am/img1.jpg", "label": 1, "other": "ignored"},
+        {"source-ref": "s3://data/am/img2.jpg", "label": 0},
+    ]
+    manifest = "\n".join(json.dumps(line) for line in lines) + "\n"
+    server.s3.put_object(Bucket="data", Key="am/train.manifest", Body=manifest.encode())
+    reader_job(server, "pipe-am", augmented("s3://data/am/train.manifest"))
+    desc = wait_final(server, "pipe-am")
+    assert desc["TrainingJobStatus"] == "Completed", desc.get("FailureReason")
+    out = result(server, "pipe-am")
+    records = read_all_records(bytes.fromhex(str(out["epoch1"])))
+    assert records == [images["am/img1.jpg"], b"1", images["am/img2.jpg"], b"0"]
+
+
+def test_a_malformed_manifest_fails_the_job_with_where(server: Clients) -> None:
+    body = b'{"source-ref": "s3://data/am/img1.jpg", "label": 1}\n{not json\n'
+    server.s3.put_object(Bucket="data", Key="am-bad/train.manifest", Body=body)
+    reader_job(server, "pipe-am-bad", augmented("s3://data/am-bad/train.manifest"))
+    desc = wait_final(server, "pipe-am-bad")
+    assert desc["TrainingJobStatus"] == "Failed"
+    reason = desc["FailureReason"]
+    assert reason.startswith("ClientError: Channel 'train' (Pipe mode): ")
+    assert "s3://data/am-bad/train.manifest" in reason
+    assert "record 1" in reason
+
+
+def test_augmented_manifest_needs_pipe_mode(server: Clients) -> None:
+    channel = {**augmented("s3://data/am/train.manifest"), "InputMode": "File"}
+    with pytest.raises(ClientError) as exc:
+        python_job(server, "am-file", "pass", channels=[channel])
+    assert "Pipe input mode only" in exc.value.response["Error"]["Message"]

@@ -19,12 +19,16 @@ import logging
 import os
 import select
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 from opensage.control.staging import arrange, channel_objects
+from opensage.errors import OpenSageError
+from opensage.formats.errors import RecordError
 from opensage.storage import ObjectStorage, S3Uri
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 _CHUNK = 1 << 20
@@ -50,6 +54,7 @@ class PipeFeeder:
         self.stop = stop
         self.epoch = first_epoch
         self.shard = shard
+        self.error: str | None = None  # why the channel could not be fed: fails the job
         self.thread = threading.Thread(target=self._run, name=f"pipe-{self.name}", daemon=True)
 
     def start(self) -> PipeFeeder:
@@ -66,24 +71,53 @@ class PipeFeeder:
 
     def _run(self) -> None:
         try:
-            objects = [uri for uri, _relative in channel_objects(self.storage, self._source())]
-            objects.sort(key=str)
+            source = self._source()
+            if source["S3DataType"] == "AugmentedManifestFile":
+                manifest = S3Uri.parse(source["S3Uri"])
+                lines = [ln for ln in self.storage.get_bytes(manifest).splitlines() if ln.strip()]
+                epochs: Callable[[int], Iterator[bytes]] = lambda epoch: self._augmented(  # noqa: E731
+                    manifest, self._order(lines, epoch)
+                )
+            else:
+                objects = sorted((uri for uri, _ in channel_objects(self.storage, source)), key=str)
+                epochs = lambda epoch: self._objects(self._order(objects, epoch))  # noqa: E731
             while not self.stop.is_set():
-                self._serve(self.epoch, self._order(objects, self.epoch))
+                self._serve(self.epoch, epochs(self.epoch))
                 with contextlib.suppress(FileNotFoundError):
                     if self.epoch > 0:
                         self.fifo(self.epoch - 1).unlink()
                 self.epoch += 1
-        except Exception:  # a feeder bug must not take the supervisor down; the job sees EOF
+        except (OpenSageError, RecordError, ValueError, OSError) as exc:
+            self.error = f"ClientError: Channel '{self.name}' (Pipe mode): {exc}"
+            log.warning("pipe feeder for channel %s: %s", self.name, self.error)
+        except Exception as exc:  # a feeder bug must not take the supervisor down
             log.exception("pipe feeder for channel %s failed", self.name)
+            self.error = f"InternalServerError: feeding channel '{self.name}' failed: {exc}"
+
+    def _objects(self, objects: list[S3Uri]) -> Iterator[bytes]:
+        for uri in objects:
+            yield from self._chunks(uri)
+
+    def _augmented(self, manifest: S3Uri, lines: list[bytes]) -> Iterator[bytes]:
+        """Each line's `AttributeNames` values in order; `-ref` values are objects' bytes."""
+        from opensage.formats.manifest import augmented_manifest_stream
+
+        source = self._source()
+        yield from augmented_manifest_stream(
+            b"\n".join(lines) + b"\n",
+            source.get("AttributeNames") or [],
+            lambda uri: self.storage.get_bytes(S3Uri.parse(uri)),
+            record_io=self.channel.get("RecordWrapperType") == "RecordIO",
+            source=str(manifest),
+        )
 
     def _source(self) -> dict[str, Any]:
         return dict(self.channel["DataSource"]["S3DataSource"])
 
-    def _order(self, objects: list[S3Uri], epoch: int) -> list[S3Uri]:
-        return arrange(objects, self.channel.get("ShuffleConfig"), epoch, self.shard)
+    def _order(self, items: list[T], epoch: int) -> list[T]:
+        return arrange(items, self.channel.get("ShuffleConfig"), epoch, self.shard)
 
-    def _serve(self, epoch: int, objects: list[S3Uri]) -> None:
+    def _serve(self, epoch: int, chunks: Iterator[bytes]) -> None:
         path = self.fifo(epoch)
         if not path.exists():
             os.mkfifo(path, 0o666)
@@ -91,10 +125,9 @@ class PipeFeeder:
         if fd is None:
             return
         try:
-            for uri in objects:
-                for chunk in self._chunks(uri):
-                    if not self._write(fd, chunk):
-                        return  # the program closed the pipe early, or the job ends
+            for chunk in chunks:
+                if not self._write(fd, chunk):
+                    return  # the program closed the pipe early, or the job ends
         finally:
             os.close(fd)
 

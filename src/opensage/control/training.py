@@ -204,7 +204,16 @@ def _validate_channel(channel: dict[str, Any], default_mode: str) -> None:
     mode = channel.get("InputMode") or default_mode
     if mode == "FastFile" and source["S3DataType"] != "S3Prefix":
         raise ValidationError(f"Channel '{name}': FastFile input mode needs S3DataType S3Prefix")
-    if source["S3DataType"] not in ("S3Prefix", "ManifestFile"):
+    if source["S3DataType"] == "AugmentedManifestFile":
+        if mode != "Pipe":
+            raise ValidationError(
+                f"Channel '{name}': AugmentedManifestFile is supported in Pipe input mode only"
+            )
+        if not source.get("AttributeNames"):
+            raise ValidationError(
+                f"Channel '{name}': AugmentedManifestFile needs S3DataSource.AttributeNames"
+            )
+    elif source["S3DataType"] not in ("S3Prefix", "ManifestFile"):
         raise ValidationError(
             f"Channel '{name}': S3DataType {source['S3DataType']} is not supported yet"
         )

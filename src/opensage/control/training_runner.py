@@ -363,6 +363,9 @@ class JobSupervisor:
             self._read_log(definitions)
             if all(code is not None for code in codes):
                 return True
+            fed_badly = next((f.error for f in self.feeders if f.error), None)
+            if fed_badly and not job.state.get("InputFailure"):
+                job = self._record_input_failure(fed_badly)
             if any(code not in (None, 0) for code in codes):
                 for host in self.hosts:  # one host failed: the job fails, stop the others
                     host.handle.terminate()
@@ -395,6 +398,13 @@ class JobSupervisor:
                     for host in self.hosts:
                         host.handle.kill()
 
+    def _record_input_failure(self, reason: str) -> Resource:
+        """A Pipe-mode channel cannot be fed: the job fails with why, and its program stops."""
+        job = self._update(lambda s: s.update(InputFailure=reason))
+        for host in self.hosts:
+            host.handle.terminate()
+        return job
+
     def _read_log(self, definitions: list[MetricDefinition]) -> None:
         path = self.handle.log_path
         if not path.exists():
@@ -422,8 +432,10 @@ class JobSupervisor:
             (self._failure_reason(h, state), h.paths.failure_file.exists()) for h in self.hosts
         ]
         failed = sorted((not explained, r) for r, explained in reasons if r is not None)
-        failure = failed[0][1] if failed else None
-        if state.get("MaxRuntimeExceeded"):
+        failure = state.get("InputFailure") or (failed[0][1] if failed else None)
+        if state.get("InputFailure"):
+            ending = Secondary.FAILED
+        elif state.get("MaxRuntimeExceeded"):
             ending = Secondary.MAX_RUNTIME_EXCEEDED
         elif state.get("StopRequested"):
             ending = Secondary.STOPPED
