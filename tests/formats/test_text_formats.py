@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -222,3 +223,40 @@ def test_augmented_manifest() -> None:
     with pytest.raises(RecordError, match="JSON object"):
         list(manifest.read_augmented_manifest(b"[1]\n", ["x"]))
     assert json.loads(b'{"k":[1,2]}') == {"k": [1, 2]}
+
+
+@settings(deadline=None, max_examples=50)
+@given(
+    hnp.arrays(
+        np.float64,
+        st.tuples(st.integers(1, 30), st.integers(2, 6)),
+        elements=st.floats(allow_nan=False, allow_infinity=False, width=64),
+    )
+)
+def test_csv_from_a_file_path_reads_like_bytes(matrix: np.ndarray) -> None:
+    """The plain-file fast path (pandas on the path) gives exactly the strict reader's values."""
+    import tempfile
+
+    data = encode_csv(matrix[:, 1:], matrix[:, 0])
+    with tempfile.NamedTemporaryFile(suffix=".csv") as handle:
+        handle.write(data)
+        handle.flush()
+        with open(handle.name, "rb") as f:
+            from_file = read_csv(f, dtype=np.float64)
+    from_bytes = read_csv(data, dtype=np.float64)
+    assert from_file[0].tobytes() == from_bytes[0].tobytes()
+    assert from_file[1] is not None
+    assert from_bytes[1] is not None
+    assert from_file[1].tobytes() == from_bytes[1].tobytes()
+
+
+def test_csv_file_path_falls_back_to_name_the_broken_record(tmp_path: Path) -> None:
+    path = tmp_path / "data.csv"
+    path.write_bytes(b"1,2,3\n" * 70000 + b"1,x,3\n")
+    with open(path, "rb") as f, pytest.raises(RecordError) as exc:
+        read_csv(f, source="train/data.csv")
+    assert exc.value.record == 70000
+    assert exc.value.offset == 6 * 70000
+    path.write_bytes(b"1,2,3\n4,,6\n")  # a gap pandas would fill with NaN
+    with open(path, "rb") as f, pytest.raises(RecordError):
+        read_csv(f)
