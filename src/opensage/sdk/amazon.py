@@ -9,7 +9,6 @@ SDK's exact bytes but build dense files with numpy instead of one message per ro
 from __future__ import annotations
 
 import io
-import time
 from typing import Any, BinaryIO
 
 import numpy.typing as npt
@@ -83,13 +82,6 @@ class RecordSet:
         return TrainingInput(
             self.s3_data, distribution=self.distribution, s3_data_type=self.s3_data_type
         )
-
-
-def sagemaker_timestamp() -> str:
-    """`YYYY-MM-DD-HH-MM-SS-mmm` in UTC, as the SDK's `sagemaker_timestamp`."""
-    moment = time.time()
-    millis = repr(moment).split(".")[1][:3]
-    return time.strftime(f"%Y-%m-%d-%H-%M-%S-{millis}", time.gmtime(moment))
 
 
 def _build_shards(num_shards: int, array: npt.NDArray[Any]) -> list[npt.NDArray[Any]]:

@@ -10,12 +10,9 @@
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +20,7 @@ from opensage.sdk.deserializers import BaseDeserializer
 from opensage.sdk.errors import DEFAULT_ROLE, UnexpectedStatusError
 from opensage.sdk.logs import LogTailer
 from opensage.sdk.model import Model
+from opensage.sdk.naming import pack_source, sagemaker_timestamp, unique_name
 from opensage.sdk.predictor import Predictor
 from opensage.sdk.serializers import BaseSerializer
 from opensage.sdk.session import Session
@@ -110,10 +108,7 @@ class Estimator:
         return self.sagemaker_session
 
     def _job_name(self) -> str:
-        base = self.base_job_name or self.image_uri.rsplit("/", 1)[-1].split(":")[0]
-        base = "".join(c if c.isalnum() else "-" for c in base).strip("-")[:40] or "job"
-        stamp = datetime.now(UTC).strftime("%Y-%m-%d-%H-%M-%S-%f")[:-3]
-        return f"{base}-{stamp}"
+        return unique_name(self.base_job_name, self.image_uri, "job")
 
     def _hyperparameters(self, job_name: str, output: str) -> dict[str, str]:
         if self.entry_point is None:
@@ -132,16 +127,10 @@ class Estimator:
     def _upload_code(self, job_name: str, output: str) -> str:
         """Pack `source_dir` (or the entry point alone) as sourcedir.tar.gz next to the output."""
         assert self.entry_point is not None
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-            if self.source_dir:
-                for path in sorted(Path(self.source_dir).iterdir()):
-                    tar.add(path, arcname=path.name)
-            else:
-                tar.add(self.entry_point, arcname=Path(self.entry_point).name)
+        bundle = pack_source(self.entry_point, self.source_dir)
         bucket, _, prefix = output.removeprefix("s3://").partition("/")
         key = "/".join(p for p in (prefix.strip("/"), job_name, "source", "sourcedir.tar.gz") if p)
-        self.session.s3_client.put_object(Bucket=bucket, Key=key, Body=buffer.getvalue())
+        self.session.s3_client.put_object(Bucket=bucket, Key=key, Body=bundle)
         return f"s3://{bucket}/{key}"
 
     def fit(
@@ -236,7 +225,7 @@ class Estimator:
         channel is a `ManifestFile` with `ShardedByS3Key` and no content type (built-ins then
         read RecordIO-protobuf): `est.fit(record_set.data_channel())`.
         """
-        from opensage.sdk.amazon import RecordSet, sagemaker_timestamp, upload_numpy_to_s3_shards
+        from opensage.sdk.amazon import RecordSet, upload_numpy_to_s3_shards
 
         bucket = self.session.default_bucket()
         name = self.base_job_name or type(self).__name__

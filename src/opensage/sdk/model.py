@@ -8,11 +8,8 @@
 
 from __future__ import annotations
 
-import io
 import sys
-import tarfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +17,7 @@ from botocore.exceptions import ClientError
 
 from opensage.sdk.deserializers import BaseDeserializer
 from opensage.sdk.errors import DEFAULT_ROLE, UnexpectedStatusError
+from opensage.sdk.naming import pack_source, unique_name
 from opensage.sdk.predictor import Predictor
 from opensage.sdk.serializers import BaseSerializer
 from opensage.sdk.session import Session
@@ -63,16 +61,10 @@ class Model:
         """With an entry point, upload the code and name it, as the SageMaker SDK does."""
         if self.entry_point is None:
             return self.env
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-            if self.source_dir:
-                for path in sorted(Path(self.source_dir).iterdir()):
-                    tar.add(path, arcname=path.name)
-            else:
-                tar.add(self.entry_point, arcname=Path(self.entry_point).name)
         bucket = self.session.default_bucket()
         key = f"{name}/sourcedir.tar.gz"
-        self.session.s3_client.put_object(Bucket=bucket, Key=key, Body=buffer.getvalue())
+        bundle = pack_source(self.entry_point, self.source_dir)
+        self.session.s3_client.put_object(Bucket=bucket, Key=key, Body=bundle)
         return {
             "SAGEMAKER_PROGRAM": Path(self.entry_point).name,
             "SAGEMAKER_SUBMIT_DIRECTORY": f"s3://{bucket}/{key}",
@@ -85,7 +77,7 @@ class Model:
         """Register the model (once); returns its name."""
         if self.name is not None and self._exists():
             return self.name
-        self.name = self.name or _unique(self.image_uri)
+        self.name = self.name or unique_name(None, self.image_uri, "model")
         container: dict[str, Any] = {"Image": self.image_uri}
         if self.model_data:
             container["ModelDataUrl"] = self.model_data
@@ -161,10 +153,3 @@ def wait_for_endpoint(session: Session, name: str, poll: float = 0.5) -> dict[st
             desc["EndpointStatus"],
         )
     return desc
-
-
-def _unique(image_uri: str) -> str:
-    base = image_uri.rsplit("/", 1)[-1].split(":")[0]
-    base = "".join(c if c.isalnum() else "-" for c in base).strip("-")[:40] or "model"
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d-%H-%M-%S-%f")[:-3]
-    return f"{base}-{stamp}"

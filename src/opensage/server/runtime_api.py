@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import os
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -19,6 +20,7 @@ from urllib.parse import unquote
 from opensage.control.routing import Invocation, Router
 from opensage.errors import ModelError, OpenSageError, PayloadTooLargeError, ValidationError
 
+log = logging.getLogger(__name__)
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -68,6 +70,10 @@ class RuntimeApi:
             result = await self.router.invoke(call)
         except OpenSageError as exc:
             await _send_error(send, exc, request_id)
+            return
+        except Exception:  # a router bug answers InternalFailure, never a bare 500 page
+            log.exception("InvokeEndpoint on %s failed", match.group(1))
+            await _send_error(send, OpenSageError("An internal error occurred."), request_id)
             return
         headers = [
             (b"x-amzn-requestid", request_id.encode()),
