@@ -42,6 +42,7 @@ from opensage.algorithms.xgboost.hyperparameters import (
     validate,
 )
 from opensage.contract import MLPaths
+from opensage.formats.tensors import encode_dense, encode_sparse
 
 Array = np.ndarray[Any, Any]
 UNKNOWN = "is not a hyperparameter of the XGBoost algorithm"
@@ -246,6 +247,21 @@ def iris_weights(y: Array) -> Array:
     return np.linspace(0.5, 1.5, len(y))
 
 
+def recordio_job() -> JobSpec:
+    """What `Estimator.record_set` writes: RecordIO-protobuf shards (here one dense, one gzip,
+    one sparse), labels as float32 and no content type on the channel... except that XGBoost's
+    default is libsvm, so the type is named."""
+    x, y = load_breast_cancer(return_X_y=True)
+    x32, y32 = x.astype(np.float32), y.astype(np.float32)
+    files: dict[str, str | bytes] = {
+        "train/shard-0": encode_dense(x32[:200], y32[:200]),
+        "train/shard-1.gz": gzip.compress(encode_dense(x32[200:400], y32[200:400])),
+        "train/shard-2": encode_sparse(sp.csr_matrix(x32[400:])[:, :20], y32[400:]),
+    }
+    config = {"train": {"ContentType": "application/x-recordio-protobuf"}}
+    return {"num_round": "3", "objective": "binary:logistic"}, files, config
+
+
 @pytest.fixture(scope="module")
 def started(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Launch]]:
     specs = {
@@ -253,6 +269,7 @@ def started(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Laun
         "libsvm": libsvm_default_job(),
         "libsvm_weights": libsvm_weights_job(),
         "multiclass": multiclass_job(),
+        "recordio": recordio_job(),
     }
     launches = {
         name: Launch(write_job(tmp_path_factory.mktemp(name), *spec))
@@ -393,7 +410,6 @@ def test_missing_train_channel_fails_clearly(job: Job) -> None:
     ("channel", "message"),
     [
         ({"ContentType": "application/x-parquet"}, "not supported yet"),
-        ({"ContentType": "application/x-recordio-protobuf"}, "not supported yet"),
         ({"ContentType": "text/csv;label_size=2"}, "label_size must be 1"),
         ({"ContentType": "application/json"}, "not accepted"),
     ],
@@ -444,6 +460,56 @@ def test_unexpected_errors_become_algorithm_errors(
     assert train.run(paths) == 1
     failure = paths.failure_file.read_text()
     assert failure.startswith("AlgorithmError: RuntimeError: disk on fire (at test_xgboost.py:")
+
+
+def test_recordio_protobuf_dense_sparse_and_gzip_shards(started: dict[str, Launch]) -> None:
+    result = started["recordio"].result()
+    x, y = load_breast_cancer(return_X_y=True)
+    x32 = x.astype(np.float32)
+    x32[400:, 20:] = 0  # the sparse shard holds the first 20 features only
+    features = sp.csr_matrix(x32)  # zeros absent, as in the sparse shard
+
+    assert result.returncode == 0, result.stderr
+    dtrain = xgb.DMatrix(features, label=y.astype(np.float32))
+    reference = plain_booster({"objective": "binary:logistic"}, dtrain, 3)
+    assert_same_predictions(result, reference, xgb.DMatrix(x32))
+
+
+def _corrupt(data: bytes, at: int, patch: bytes) -> bytes:
+    return data[:at] + patch + data[at + len(patch) :]
+
+
+def _recordio_cases() -> list[tuple[str, bytes, str]]:
+    rows = encode_dense(np.ones((3, 4), np.float32), np.zeros(3, np.float32))
+    size = len(rows) // 3
+    return [
+        ("truncated frame", rows[:-5], f"record 2 at byte {2 * size}"),
+        ("bad magic", _corrupt(rows, size, b"\x00\x00\x00\x00"), f"record 1 at byte {size}"),
+        ("garbage payload", _corrupt(rows, 2 * size + 8, b"\xff\xff\xff"), "record 2"),
+    ]
+
+
+@pytest.mark.parametrize(("case", "content", "where"), _recordio_cases())
+def test_malformed_recordio_names_channel_file_and_record(
+    job: Job, case: str, content: bytes, where: str
+) -> None:
+    config = {"train": {"ContentType": "application/x-recordio-protobuf"}}
+    result = run_job(job({"num_round": "2"}, {"train/part/shard-0": content}, config))
+
+    assert result.returncode == 1, case
+    assert result.failure.startswith(
+        "ClientError: Could not read file 'part/shard-0' of channel 'train': " + where
+    ), result.failure
+    assert "Traceback" not in result.stderr
+
+
+def test_unlabelled_recordio_fails_clearly(job: Job) -> None:
+    config = {"train": {"ContentType": "application/x-recordio-protobuf"}}
+    content = encode_dense(np.ones((3, 4), np.float32))
+    result = run_job(job({"num_round": "2"}, {"train/shard": content}, config))
+
+    assert result.returncode == 1
+    assert "have no label" in result.failure
 
 
 # --- metric definitions -----------------------------------------------------------------------
@@ -593,6 +659,7 @@ def test_data_files_skip_hidden_and_stop_at_depth_three(tmp_path: Path) -> None:
     [
         ("1,2,3\n0,abc,4\n", "record 1 at byte 6", "abc"),
         ("1,2,3\n0,1,2\n1,2,x3\n", "record 2 at byte 12", "x3"),
+        ("1,2,3\n0,1,2\n1,2,3,4\n", "record 2 at byte 12", "expected 3 columns, found 4"),
     ],
 )
 def test_malformed_csv_names_channel_file_and_record(

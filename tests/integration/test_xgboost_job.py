@@ -11,6 +11,7 @@ import pytest
 import xgboost
 from sklearn.datasets import dump_svmlight_file, load_breast_cancer, load_svmlight_file
 
+from opensage.formats.tensors import encode_dense
 from tests.integration.conftest import (
     ROLE,
     XGBOOST_IMAGE,
@@ -144,3 +145,68 @@ def test_bad_hyperparameter_fails_the_job_with_a_reason(server: Clients) -> None
     desc = wait_final(server, "xgb-bad-eta")
     assert desc["TrainingJobStatus"] == "Failed"
     assert "eta" in desc["FailureReason"]
+
+
+@pytest.mark.parametrize("mode", ["File", "Pipe"])
+def test_xgboost_reads_recordio_protobuf_shards(
+    server: Clients, data: tuple[np.ndarray, np.ndarray], mode: str
+) -> None:
+    x, y = data
+    x32, y32 = x.astype(np.float32), y.astype(np.float32)
+    upload(server, f"xgb-pbr-{mode}/train/shard-0", encode_dense(x32[:80], y32[:80]))
+    upload(server, f"xgb-pbr-{mode}/train/shard-1", encode_dense(x32[80:150], y32[80:150]))
+    params = {"objective": "binary:logistic", "max_depth": "3", "seed": "0"}
+    name = f"xgb-pbr-{mode.lower()}"
+    server.sagemaker.create_training_job(
+        TrainingJobName=name,
+        RoleArn=ROLE,
+        AlgorithmSpecification={"TrainingImage": XGBOOST_IMAGE, "TrainingInputMode": mode},
+        HyperParameters={**params, "num_round": "4"},
+        InputDataConfig=[
+            s3_channel(
+                "train", f"s3://data/xgb-pbr-{mode}/train/", "application/x-recordio-protobuf"
+            )
+        ],
+        OutputDataConfig={"S3OutputPath": "s3://data/xgb-out"},
+        ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1},
+    )
+    desc = wait_final(server, name)
+    assert desc["TrainingJobStatus"] == "Completed", desc.get("FailureReason")
+    booster = load_model(server, desc["ModelArtifacts"]["S3ModelArtifacts"])
+    plain = xgboost.train(params, xgboost.DMatrix(x32[:150], label=y32[:150]), num_boost_round=4)
+    test = xgboost.DMatrix(x32[150:])
+    np.testing.assert_allclose(booster.predict(test), plain.predict(test), rtol=1e-5, atol=1e-6)
+
+
+def _malformed_cases() -> list[tuple[str, str, bytes, str]]:
+    rows = encode_dense(np.ones((3, 4), np.float32), np.zeros(3, np.float32))
+    size = len(rows) // 3
+    bad_magic = rows[:size] + b"\x00\x00\x00\x00" + rows[size + 4 :]
+    return [
+        ("text/csv", "table.csv", b"1,2,3\n0,abc,4\n", "record 1 at byte 6"),
+        ("text/csv", "table.csv", b"1,2,3\n0,1,2,3\n", "record 1 at byte 6"),
+        ("application/x-recordio-protobuf", "shard", rows[:-5], f"record 2 at byte {2 * size}"),
+        ("application/x-recordio-protobuf", "shard", bad_magic, f"record 1 at byte {size}"),
+    ]
+
+
+@pytest.mark.parametrize(("content_type", "file", "body", "where"), _malformed_cases())
+def test_malformed_data_fails_the_job_naming_channel_file_and_record(
+    server: Clients, content_type: str, file: str, body: bytes, where: str
+) -> None:
+    name = f"xgb-broken-{abs(hash((content_type, body))) % 10**8}"
+    upload(server, f"{name}/train/part/{file}", body)
+    server.sagemaker.create_training_job(
+        TrainingJobName=name,
+        RoleArn=ROLE,
+        AlgorithmSpecification={"TrainingImage": XGBOOST_IMAGE, "TrainingInputMode": "File"},
+        HyperParameters={"num_round": "2"},
+        InputDataConfig=[s3_channel("train", f"s3://data/{name}/train/", content_type)],
+        OutputDataConfig={"S3OutputPath": "s3://data/xgb-out"},
+        ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1},
+    )
+    desc = wait_final(server, name)
+    assert desc["TrainingJobStatus"] == "Failed"
+    assert desc["FailureReason"].startswith(
+        f"ClientError: Could not read file 'part/{file}' of channel 'train': {where}"
+    ), desc["FailureReason"]

@@ -10,10 +10,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+import scipy.sparse
 import xgboost as xgb
 from sklearn.datasets import load_svmlight_file
 
 from opensage.algorithms.xgboost import serve
+from opensage.formats.tensors import encode_dense, encode_sparse, read_record_messages
 from opensage.serving.errors import InferenceError
 from tests.serving.conftest import N_FEATURES, Trained, csv_rows, train
 
@@ -130,11 +132,6 @@ def test_unsupported_accept_is_406(binary: Trained, tmp_path: Path) -> None:
     assert status == 406
     assert "text/html" in message
     assert "application/jsonlines" in message
-    status, message = status_of(
-        lambda: handler.invoke(body, "text/csv", "application/x-recordio-protobuf", None)
-    )
-    assert status == 406
-    assert "not supported yet" in message
 
 
 def test_unsupported_content_type_is_415(binary: Trained, tmp_path: Path) -> None:
@@ -143,11 +140,69 @@ def test_unsupported_content_type_is_415(binary: Trained, tmp_path: Path) -> Non
     assert status == 415
     assert "image/png" in message
     assert "text/libsvm" in message
+    assert "application/x-recordio-protobuf" in message
+
+
+def test_recordio_protobuf_in_dense_and_sparse(binary: Trained, tmp_path: Path) -> None:
+    handler = handler_for(binary, tmp_path)
+    rows = binary.x[:5].astype(np.float32)
+    expected = binary.expected(rows)
+    dense = encode_dense(rows, np.zeros(5, np.float32))  # a label is ignored
+    sparse = encode_sparse(scipy.sparse.csr_matrix(rows))
+    for body in (dense, sparse):
+        result = handler.invoke(body, "application/x-recordio-protobuf", "text/csv", None)
+        values = [float(line) for line in result.body.decode().splitlines()]
+        np.testing.assert_allclose(values, expected, rtol=1e-6)
+
+
+def test_recordio_protobuf_out_puts_scores_in_the_label_map(
+    binary: Trained, tmp_path: Path
+) -> None:
+    handler = handler_for(binary, tmp_path)
+    rows = binary.x[:3]
+    result = handler.invoke(csv_rows(rows), "text/csv", "application/x-recordio-protobuf", None)
+    assert result.content_type == "application/x-recordio-protobuf"
+    records = read_record_messages(result.body)
+    scores = [list(r.label["score"].float32_tensor.values) for r in records]
+    np.testing.assert_allclose(np.ravel(scores), binary.expected(rows), rtol=1e-6)
+    assert all(not r.features for r in records)
+
+
+def test_recordio_protobuf_out_of_selected_keys(binary: Trained, tmp_path: Path) -> None:
+    handler = handler_for(
+        binary, tmp_path, SAGEMAKER_INFERENCE_OUTPUT="predicted_label,probabilities"
+    )
+    rows = binary.x[:2]
+    body = handler.invoke(csv_rows(rows), "text/csv", "application/x-recordio-protobuf", None).body
+    records = read_record_messages(body)
+    expected = binary.expected(rows)
+    for record, p in zip(records, expected, strict=True):
+        assert sorted(record.label) == ["predicted_label", "probabilities"]
+        assert record.label["predicted_label"].float32_tensor.values[0] == float(p > 0.5)
+        np.testing.assert_allclose(
+            record.label["probabilities"].float32_tensor.values, [1 - p, p], rtol=1e-6
+        )
+
+
+def test_malformed_recordio_protobuf_is_415_naming_the_record(
+    binary: Trained, tmp_path: Path
+) -> None:
+    handler = handler_for(binary, tmp_path)
+    body = encode_dense(binary.x[:3].astype(np.float32))
+    broken = body[: len(body) // 3 * 2 + 4] + b"\x00\x01\x02\x03" + body[len(body) // 3 * 2 + 8 :]
+    for bad in (body[:-3], b"\x00" * 8 + body[8:], broken):
+        status, message = status_of(
+            lambda bad=bad: handler.invoke(bad, "application/x-recordio-protobuf", None, None)
+        )
+        assert status == 415
+        assert "recordio-protobuf" in message
+        assert "record" in message
+    wide = encode_dense(np.ones((1, N_FEATURES + 2), np.float32))
     status, message = status_of(
-        lambda: handler.invoke(b"x", "application/x-recordio-protobuf", None, None)
+        lambda: handler.invoke(wide, "application/x-recordio-protobuf", None, None)
     )
     assert status == 415
-    assert "not supported yet" in message
+    assert f"{N_FEATURES + 2} is not consistent" in message
 
 
 def test_feature_size_mismatch_is_415(binary: Trained, tmp_path: Path) -> None:

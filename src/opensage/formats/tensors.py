@@ -12,7 +12,7 @@ Reading frames a buffer (`recordio`), then decodes all its records at once (`dec
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -36,6 +36,20 @@ from opensage.formats.wire import (
 
 # ---------------------------------------------------------------------------------------------
 # Writing
+
+
+def encode_label_records(rows: Sequence[Mapping[str, float | Sequence[float]]]) -> bytes:
+    """The built-ins' RecordIO-protobuf responses: one record per prediction, each key (`score`,
+    `predicted_label`, `closest_cluster`, ...) a Float32 tensor in the record's `label` map,
+    in the key order given, and no features."""
+    out = []
+    for row in rows:
+        label = {
+            key: encode_tensor(F32, np.atleast_1d(np.asarray(value, dtype=np.float32)))
+            for key, value in row.items()
+        }
+        out.append(_frame(b"".join(map_entry(0x12, key, value) for key, value in label.items())))
+    return b"".join(out)
 
 
 def resolve_kind(dtype: npt.DTypeLike, *, strict: bool = False) -> int:

@@ -18,6 +18,7 @@ from opensage.contract import MLPaths
 
 CSV: Final = "csv"
 LIBSVM: Final = "libsvm"
+RECORDIO: Final = "recordio-protobuf"
 TRAIN: Final = "train"
 VALIDATION: Final = "validation"
 MAX_FOLDER_DEPTH: Final = 3
@@ -30,15 +31,16 @@ _MEDIA_TYPES: Final = {
     "libsvm": LIBSVM,
     "text/libsvm": LIBSVM,
     "text/x-libsvm": LIBSVM,
+    "recordio-protobuf": RECORDIO,
+    "application/x-recordio-protobuf": RECORDIO,
 }
-_NOT_YET: Final = frozenset(
-    {"parquet", "application/x-parquet", "recordio-protobuf", "application/x-recordio-protobuf"}
-)
+_NOT_YET: Final = frozenset({"parquet", "application/x-parquet"})
 
 
 @dataclass(frozen=True)
 class Channel:
-    """A channel ready to read: its folder, its data files and its format (`csv` or `libsvm`)."""
+    """A channel ready to read: its folder, its data files and its format (`csv`, `libsvm`,
+    `recordio-protobuf`)."""
 
     name: str
     path: Path
@@ -55,12 +57,13 @@ def parse_content_type(value: str | None) -> str:
     if media in _NOT_YET:
         raise UserError(
             f"Content type '{value}' is not supported yet by this XGBoost algorithm; "
-            "convert the data to text/csv or text/libsvm."
+            "convert the data to text/csv, text/libsvm or application/x-recordio-protobuf."
         )
     if media not in _MEDIA_TYPES:
         raise UserError(
             f"Content type '{value}' is not accepted by the XGBoost algorithm; use text/csv "
-            "(label in the first column, no header) or text/libsvm."
+            "(label in the first column, no header), text/libsvm or "
+            "application/x-recordio-protobuf."
         )
     label_size = _parameters(params).get("label_size", "1")
     if _MEDIA_TYPES[media] == CSV and label_size != "1":

@@ -1,9 +1,9 @@
-"""Reading a channel's CSV or LIBSVM files into an `xgb.DMatrix`.
+"""Reading a channel's CSV, LIBSVM or RecordIO-protobuf files into an `xgb.DMatrix`.
 
 CSV is parsed by pandas and LIBSVM by scikit-learn (xgboost 3.1 deprecated its own text
-loaders). Gzip files are recognised by their magic bytes, whatever their name. Any parse
-failure becomes a `UserError` that names the channel and the file, since it is the data that
-must change.
+loaders); RecordIO-protobuf by `opensage.formats`, dense or sparse as the records are. Gzip
+files are recognised by their magic bytes, whatever their name. Any parse failure becomes a
+`UserError` that names the channel and the file, since it is the data that must change.
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ import scipy.sparse as sp
 import xgboost as xgb
 from sklearn.datasets import load_svmlight_file
 
-from opensage.algorithms.xgboost.channels import CSV, Channel
+from opensage.algorithms.xgboost.channels import CSV, RECORDIO, Channel
 from opensage.algorithms.xgboost.errors import UserError
 from opensage.formats.csv import read_csv
 from opensage.formats.errors import RecordError
+from opensage.formats.tensors import read_tensors
 
 Floats = npt.NDArray[np.float64]
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -48,7 +49,12 @@ class Dataset:
 
 def load(channel: Channel, csv_weights: bool) -> Dataset:
     """All the files of `channel`, stacked into one dataset."""
-    data = _load_csv(channel, csv_weights) if channel.format == CSV else _load_libsvm(channel)
+    if channel.format == CSV:
+        data = _load_csv(channel, csv_weights)
+    elif channel.format == RECORDIO:
+        data = _load_recordio(channel)
+    else:
+        data = _load_libsvm(channel)
     if data.labels.shape[0] == 0:
         raise UserError(f"No rows in channel '{channel.name}': its files hold no data lines.")
     return data
@@ -139,16 +145,21 @@ def _locate_csv_problem(text: str) -> str | None:
     try:
         read_csv(text.encode("utf-8"), label_size=0, dtype=np.float64)
     except RecordError as exc:
-        where = " ".join(
-            part
-            for part in (
-                f"record {exc.record}" if exc.record is not None else "",
-                f"at byte {exc.offset}" if exc.offset is not None else "",
-            )
-            if part
-        )
-        return f"{where}: {exc.message}" if where else exc.message
+        return _where(exc)
     return None
+
+
+def _where(exc: RecordError) -> str:
+    """`record 3 at byte 120: <problem>`, without the file (the caller names it)."""
+    where = " ".join(
+        part
+        for part in (
+            f"record {exc.record}" if exc.record is not None else "",
+            f"at byte {exc.offset}" if exc.offset is not None else "",
+        )
+        if part
+    )
+    return f"{where}: {exc.message}" if where else exc.message
 
 
 def _delimiter(text: str) -> str:
@@ -218,3 +229,54 @@ def _split_weights(raw: bytes) -> tuple[bytes, Floats | None]:
         labels.append(b" ".join([label, *head[1:]]))
         weights.append(float(weight) if colon else 1.0)
     return b"\n".join(labels) + b"\n", np.asarray(weights, dtype=np.float64)
+
+
+def _load_recordio(channel: Channel) -> Dataset:
+    """RecordIO-protobuf files: features (dense, or CSR where records are sparse) and one scalar
+    label per record, as the SDK's `record_set` writes them."""
+    parts = [_read_recordio(channel, path) for path in channel.files]
+    width = max(part.n_features for part in parts)
+    if any(isinstance(part.features, sp.csr_matrix) for part in parts):
+        features: Floats | sp.csr_matrix = sp.vstack(
+            [_widen(sp.csr_matrix(part.features), width) for part in parts], format="csr"
+        )
+    else:
+        widths = sorted({part.n_features for part in parts})
+        if len(widths) > 1:
+            raise UserError(
+                f"The RecordIO-protobuf files of channel '{channel.name}' hold dense features "
+                f"of different widths ({', '.join(map(str, widths))}); every record needs the "
+                "same number of features."
+            )
+        features = np.vstack([part.features for part in parts])
+    labels = np.concatenate([part.labels for part in parts])
+    return Dataset(features=features, labels=labels)
+
+
+def _read_recordio(channel: Channel, path: Path) -> Dataset:
+    where = path.relative_to(channel.path)
+    try:
+        with path.open("rb") as file:
+            features, labels = read_tensors(file, source=f"{channel.name}/{where}")
+    except RecordError as exc:
+        raise UserError(
+            f"Could not read file '{where}' of channel '{channel.name}': "
+            f"{_where(exc)}. RecordIO-protobuf data must be records as the SageMaker SDK's "
+            "write_numpy_to_dense_tensor / write_spmatrix_to_sparse_tensor write them."
+        ) from None
+    except (OSError, EOFError, zlib.error) as exc:
+        raise _fail(channel, path, str(exc)) from None
+    n_rows = int(features.shape[0])
+    if labels is None:
+        raise UserError(
+            f"The records of file '{where}' in channel '{channel.name}' have no label: XGBoost "
+            "trains on labelled records (write them with labels=...)."
+        )
+    if labels.ndim > 1 and labels.shape[1] != 1:
+        raise UserError(
+            f"The records of file '{where}' in channel '{channel.name}' have labels of "
+            f"{labels.shape[1]} values: XGBoost needs one label per record."
+        )
+    flat = np.asarray(labels, dtype=np.float64).reshape(n_rows)
+    dense = features if isinstance(features, sp.csr_matrix) else np.asarray(features, np.float64)
+    return Dataset(features=dense, labels=flat)

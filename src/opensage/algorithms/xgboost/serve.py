@@ -1,8 +1,9 @@
 """The built-in XGBoost algorithm's serving handler: `load(model_dir)` for `opensage.serving`.
 
 It answers like the SageMaker XGBoost container in algorithm mode (spec algorithms §3(d)):
-requests in `text/csv` (features only) or `text/libsvm` (labels optional), answers in
-`text/csv`, `application/json` or `application/jsonlines`, and `SAGEMAKER_INFERENCE_OUTPUT`
+requests in `text/csv` (features only), `text/libsvm` (labels optional) or
+`application/x-recordio-protobuf` (labels ignored), answers in `text/csv`, `application/json`,
+`application/jsonlines` or `application/x-recordio-protobuf`, and `SAGEMAKER_INFERENCE_OUTPUT`
 selects extra keys. The booster is loaded once at start-up with `nthread=1`, as the container
 does: parallelism comes from the server's worker threads (`inplace_predict` is thread-safe), and
 OpenMP start-up would cost more than a one-row prediction. A one-row CSV request takes the cheap
@@ -20,7 +21,10 @@ Choices where the container is vague or inconsistent, all deliberate:
   table (e.g. `reg:absoluteerror`, `count:poisson`, `rank:*`) offer `predicted_score` instead of
   failing every request.
 * A missing Content-Type is read as CSV, the container's old default; blank lines are skipped.
-* `application/x-recordio-protobuf` is refused (415/406) until the formats work adds it.
+* RecordIO-protobuf answers hold one record per input, each selected key a Float32 tensor in the
+  record's `label` map (as the container writes selected output); without selected keys the one
+  key is `score`, as in the JSON answer. (The container's own recordio writer repeats earlier
+  records inside later ones; we write each record once.)
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ import numpy.typing as npt
 import scipy.sparse as sp
 import xgboost as xgb
 
+from opensage.formats.errors import RecordError
+from opensage.formats.tensors import encode_label_records, read_tensors
 from opensage.serving.environment import ServingEnvironment
 from opensage.serving.errors import InferenceError
 from opensage.serving.handler import Result, accept_list, builtin_execution_parameters, media_type
@@ -58,10 +64,23 @@ _CONTENT_TYPES: Final = {
     LIBSVM: LIBSVM,
     "text/x-libsvm": LIBSVM,
     "libsvm": LIBSVM,
+    RECORDIO: RECORDIO,
+    "recordio-protobuf": RECORDIO,
 }
-_ACCEPTS: Final = {CSV: CSV, "csv": CSV, JSON: JSON, "json": JSON, JSONLINES: JSONLINES}
-_SUPPORTED_CONTENT_TYPES: Final = "text/csv, text/libsvm, text/x-libsvm"
-_SUPPORTED_ACCEPTS: Final = "text/csv, application/json, application/jsonlines"
+_ACCEPTS: Final = {
+    CSV: CSV,
+    "csv": CSV,
+    JSON: JSON,
+    "json": JSON,
+    JSONLINES: JSONLINES,
+    RECORDIO: RECORDIO,
+}
+_SUPPORTED_CONTENT_TYPES: Final = (
+    "text/csv, text/libsvm, text/x-libsvm, application/x-recordio-protobuf"
+)
+_SUPPORTED_ACCEPTS: Final = (
+    "text/csv, application/json, application/jsonlines, application/x-recordio-protobuf"
+)
 _LOG_PREFIX: Final = re.compile(r"^\[[0-9:]+\] [^\s:]+:\d+: ")
 
 Floats = npt.NDArray[np.float64]
@@ -219,10 +238,6 @@ class XGBoostHandler:
             for kind in considered:
                 if kind in _ACCEPTS:
                     return _ACCEPTS[kind]
-        if RECORDIO in considered:
-            raise InferenceError(
-                406, f"Accept type {RECORDIO} is not supported yet; use {_SUPPORTED_ACCEPTS}."
-            )
         raise InferenceError(
             406,
             f"Accept type {', '.join(considered)} is not supported. Please use supported accept "
@@ -230,6 +245,8 @@ class XGBoostHandler:
         )
 
     def _parse(self, body: bytes, kind: str) -> Features:
+        if kind == RECORDIO:
+            return self._parse_recordio(body)
         try:
             text = body.decode("utf-8-sig")  # a byte-order mark is not part of the first value
         except UnicodeDecodeError as exc:
@@ -254,6 +271,37 @@ class XGBoostHandler:
             (sparse.data, sparse.indices, sparse.indptr), shape=(sparse.shape[0], self.n_features)
         )
 
+    def _parse_recordio(self, body: bytes) -> Features:
+        """Records as `write_numpy_to_dense_tensor` / `write_spmatrix_to_sparse_tensor` write
+        them; a label, if any, is ignored."""
+        try:
+            features, _ = read_tensors(body)
+        except RecordError as exc:
+            raise InferenceError(
+                415,
+                "Loading recordio-protobuf data failed, please ensure data is in "
+                f"recordio-protobuf format: {exc}",
+            ) from None
+        if sp.issparse(features):
+            if features.shape[1] > self.n_features:
+                raise InferenceError(
+                    415,
+                    f"Feature size of recordio-protobuf inference data {features.shape[1]} is "
+                    f"larger than feature size of trained model {self.n_features}.",
+                )
+            return sp.csr_matrix(
+                (features.data, features.indices, features.indptr),
+                shape=(features.shape[0], self.n_features),
+            )
+        if features.shape[0] and features.shape[1] != self.n_features:
+            raise InferenceError(
+                415,
+                f"Feature size of recordio-protobuf inference data {features.shape[1]} is not "
+                f"consistent with feature size of trained model {self.n_features}.",
+            )
+        dense: Floats = np.asarray(features, dtype=np.float64)
+        return dense
+
     def _predict(self, features: Features) -> Floats:
         try:
             predictions = self.booster.inplace_predict(
@@ -274,6 +322,8 @@ class XGBoostHandler:
             return "".join(",".join(map(repr, row)) + "\n" for row in values).encode()
         if accept == JSON:
             return json.dumps({"predictions": [{"score": value} for value in values]}).encode()
+        if accept == RECORDIO:
+            return encode_label_records([{"score": value} for value in values])
         return "".join(json.dumps({"score": value}) + "\n" for value in values).encode()
 
     def _encode_selected(self, predictions: Floats, accept: str) -> bytes:
@@ -282,6 +332,8 @@ class XGBoostHandler:
             return json.dumps({"predictions": rows}).encode()
         if accept == JSONLINES:
             return "".join(json.dumps(row) + "\n" for row in rows).encode()
+        if accept == RECORDIO:
+            return encode_label_records(rows)
         lines = (",".join(_csv_cell(row[key]) for key in self.selected_keys) for row in rows)
         return "".join(line + "\n" for line in lines).encode()
 
@@ -298,11 +350,6 @@ def _content_kind(content_type: str | None) -> str:
     kind = media_type(content_type) or CSV
     if kind in _CONTENT_TYPES:
         return _CONTENT_TYPES[kind]
-    if kind == RECORDIO:
-        raise InferenceError(
-            415,
-            f"Content type {RECORDIO} is not supported yet; send {_SUPPORTED_CONTENT_TYPES}.",
-        )
     raise InferenceError(
         415,
         f"Content-type {content_type} not supported. Supported content-types are "
