@@ -559,7 +559,7 @@ def test_validate_types_aliases_and_reserved_keys() -> None:
     assert values["num_round"] == 10
     assert values["eta"] == 0.1
     assert values["eval_metric"] == ("auc", "error@0.7")
-    assert values["save_model_on_termination"] == "true"
+    assert values["save_model_on_termination"] is True
     assert values["monotone_constraints"] == "(1,-1)"
     assert "sagemaker_program" not in values
 

@@ -130,21 +130,31 @@ def test_xgboost_in_pipe_mode_trains_the_same_model(
     np.testing.assert_allclose(booster.predict(test), plain.predict(test), rtol=1e-5, atol=1e-6)
 
 
-def test_bad_hyperparameter_fails_the_job_with_a_reason(server: Clients) -> None:
+@pytest.mark.parametrize(
+    ("hyperparameters", "named"),
+    [({"num_round": "3", "eta": "7"}, "eta"), ({"eta": "0.1"}, "num_round"),
+     ({"num_round": "three"}, "num_round"), ({"num_round": "3", "etaa": "1"}, "etaa")],
+)  # fmt: skip
+def test_bad_hyperparameter_is_refused_at_create(
+    server: Clients, hyperparameters: dict[str, str], named: str
+) -> None:
     x, y = load_breast_cancer(return_X_y=True)
     uri = upload(server, "xgb-bad/train/d", as_csv(x[:50], y[:50]))
-    server.sagemaker.create_training_job(
-        TrainingJobName="xgb-bad-eta",
-        RoleArn=ROLE,
-        AlgorithmSpecification={"TrainingImage": XGBOOST_IMAGE, "TrainingInputMode": "File"},
-        HyperParameters={"num_round": "3", "eta": "7"},
-        InputDataConfig=[s3_channel("train", uri, "text/csv")],
-        OutputDataConfig={"S3OutputPath": "s3://data/xgb-out"},
-        ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1},
-    )
-    desc = wait_final(server, "xgb-bad-eta")
-    assert desc["TrainingJobStatus"] == "Failed"
-    assert "eta" in desc["FailureReason"]
+    with pytest.raises(server.sagemaker.exceptions.ClientError) as caught:
+        server.sagemaker.create_training_job(
+            TrainingJobName="xgb-bad-hp",
+            RoleArn=ROLE,
+            AlgorithmSpecification={"TrainingImage": XGBOOST_IMAGE, "TrainingInputMode": "File"},
+            HyperParameters=hyperparameters,
+            InputDataConfig=[s3_channel("train", uri, "text/csv")],
+            OutputDataConfig={"S3OutputPath": "s3://data/xgb-out"},
+            ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1},
+        )
+    error = caught.value.response["Error"]
+    assert error["Code"] == "ValidationException"
+    assert f"Hyperparameter '{named}'" in error["Message"]
+    with pytest.raises(server.sagemaker.exceptions.ClientError, match="not found"):
+        server.sagemaker.describe_training_job(TrainingJobName="xgb-bad-hp")
 
 
 @pytest.mark.parametrize("mode", ["File", "Pipe"])

@@ -12,7 +12,8 @@ import re
 import sys
 from dataclasses import dataclass, field
 
-from opensage.algorithms.xgboost.metrics import metric_definitions as xgboost_metrics
+from opensage.algorithms import registry
+from opensage.algorithms.base import HyperparameterError
 from opensage.errors import ValidationError
 
 _ECR = re.compile(
@@ -76,9 +77,14 @@ def resolve(
             "ContainerEntrypoint and ContainerArguments are supported only with the "
             "opensage/python image for now"
         )
-    if repo in ("sagemaker-xgboost", "xgboost") and not script_mode:
-        command = [sys.executable, "-m", "opensage.algorithms.xgboost", "train"]
-        return Program(command, xgboost_metrics(), algorithm="xgboost")
+    algorithm = registry.by_repository(repo)
+    if algorithm is not None and not (script_mode and repo in FRAMEWORK_REPOSITORIES):
+        try:
+            algorithm.hyperparameters.validate(hyperparameters)
+        except HyperparameterError as exc:
+            raise ValidationError(str(exc)) from None
+        command = [sys.executable, *algorithm.training_command]
+        return Program(command, algorithm.metric_definitions(), algorithm=algorithm.name)
     if repo in FRAMEWORK_REPOSITORIES:
         if not script_mode:
             raise ValidationError(
@@ -88,7 +94,7 @@ def resolve(
         return Program(list(TOOLKIT))
     raise ValidationError(
         f"Image '{image}' is not an algorithm or framework image opensage can run "
-        f"(repository '{repo}'); built-in: xgboost, sagemaker-xgboost; script mode: "
+        f"(repository '{repo}'); built-in: {_builtin_repositories()}; script mode: "
         f"{', '.join(sorted(FRAMEWORK_REPOSITORIES))}"
     )
 
@@ -109,12 +115,20 @@ def resolve_serving(image: str, environment: dict[str, str]) -> ServingProgram:
     SageMaker XGBoost container does.
     """
     repo = repository(image)
-    if repo in ("sagemaker-xgboost", "xgboost") and "SAGEMAKER_PROGRAM" not in environment:
-        return ServingProgram(list(MODEL_SERVER), {HANDLER_ENV: "xgboost"})
+    algorithm = registry.by_repository(repo)
+    script = "SAGEMAKER_PROGRAM" in environment and repo in SERVING_FRAMEWORK_REPOSITORIES
+    if algorithm is not None and not script:
+        return ServingProgram(list(MODEL_SERVER), {HANDLER_ENV: algorithm.name})
     if repo in SERVING_FRAMEWORK_REPOSITORIES:
         return ServingProgram(list(MODEL_SERVER))
     raise ValidationError(
         f"Image '{image}' is not an inference image opensage can run (repository '{repo}'); "
-        f"built-in: xgboost, sagemaker-xgboost; inference scripts: "
+        f"built-in: {_builtin_repositories()}; inference scripts: "
         f"{', '.join(sorted(SERVING_FRAMEWORK_REPOSITORIES))}"
+    )
+
+
+def _builtin_repositories() -> str:
+    return ", ".join(
+        repo for algorithm in registry.algorithms().values() for repo in algorithm.repositories
     )

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from opensage.algorithms.env import data_files
 from opensage.algorithms.xgboost.errors import UserError
 from opensage.contract import MLPaths
 
@@ -21,8 +22,6 @@ LIBSVM: Final = "libsvm"
 RECORDIO: Final = "recordio-protobuf"
 TRAIN: Final = "train"
 VALIDATION: Final = "validation"
-MAX_FOLDER_DEPTH: Final = 3
-"""Files are read from the channel folder and up to three levels of sub-folders."""
 PIPE_WAIT_SECONDS: Final = 60.0
 
 _MEDIA_TYPES: Final = {
@@ -129,16 +128,3 @@ def _drain_pipe(paths: MLPaths, name: str, timeout: float = PIPE_WAIT_SECONDS) -
     with fifo.open("rb") as source, (folder / name).open("wb") as target:
         shutil.copyfileobj(source, target, 1 << 20)
     return folder
-
-
-def data_files(folder: Path, depth: int = 0) -> list[Path]:
-    """Non-empty data files under `folder`, sorted, skipping hidden (`.x`) and `_x` names."""
-    found: list[Path] = []
-    for entry in sorted(folder.iterdir()):
-        if entry.name.startswith((".", "_")):
-            continue
-        if entry.is_dir() and depth < MAX_FOLDER_DEPTH:
-            found.extend(data_files(entry, depth + 1))
-        elif entry.is_file() and entry.stat().st_size > 0:
-            found.append(entry)
-    return found

@@ -1,9 +1,5 @@
-"""The one error kind a user can fix (SageMaker's `ClientError`).
+"""The one error kind a user can fix (SageMaker's `ClientError`): the contract's `UserError`."""
 
-Everything raised as `UserError` becomes `ClientError: <message>` in the failure file; anything
-else is a bug or an environment problem and becomes `AlgorithmError: ...`.
-"""
+from opensage.algorithms.base import UserError
 
-
-class UserError(Exception):
-    """A problem in the job's inputs (hyperparameters, channels, data) that the user can fix."""
+__all__ = ["UserError"]

@@ -66,7 +66,7 @@ def xgboost_params(values: Mapping[str, Value]) -> dict[str, Any]:
     """The hyperparameters xgboost knows, in the form xgboost 3 expects."""
     params: dict[str, Any] = {"seed": 0}
     for name, value in values.items():
-        if BY_NAME[name].xgboost and name != "eval_metric":
+        if BY_NAME[name].native and name != "eval_metric":
             params[name] = ",".join(value) if isinstance(value, tuple) else value
     if params.get("objective") == "reg:linear":
         params["objective"] = "reg:squarederror"  # the old name; xgboost 3 warns on it

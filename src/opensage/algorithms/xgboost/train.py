@@ -13,13 +13,13 @@ import logging
 import sys
 import traceback
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+from opensage.algorithms.runner import fail, summary
 from opensage.algorithms.xgboost import channels
 from opensage.algorithms.xgboost.errors import UserError
 from opensage.algorithms.xgboost.hyperparameters import HyperparameterError, Value, validate
-from opensage.contract import FAILURE_REASON_LIMIT, MLPaths
+from opensage.contract import MLPaths
 
 if TYPE_CHECKING:
     import xgboost as xgb
@@ -46,10 +46,10 @@ def run(paths: MLPaths) -> int:
     try:
         _train(paths)
     except (UserError, HyperparameterError) as exc:
-        return _fail(paths, f"ClientError: {exc}")
+        return fail(paths, f"ClientError: {exc}")
     except Exception as exc:  # the job must always say why it failed
         traceback.print_exc(file=sys.stderr)
-        return _fail(paths, f"AlgorithmError: {_summary(exc)}")
+        return fail(paths, f"AlgorithmError: {summary(exc)}")
     paths.output.mkdir(parents=True, exist_ok=True)
     paths.success_file.touch()
     return 0
@@ -98,21 +98,3 @@ def _refuse_unsupported(paths: MLPaths, values: dict[str, Value]) -> None:
             f"Distributed XGBoost training over {len(hosts)} instances is not supported yet; "
             "set InstanceCount to 1."
         )
-
-
-def _summary(exc: BaseException) -> str:
-    """`ValueError: boom (at data.py:42 in _read_csv)`: the error and where it was raised."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    if not frames:
-        return f"{type(exc).__name__}: {exc}"
-    last = frames[-1]
-    where = f"{Path(last.filename).name}:{last.lineno} in {last.name}"
-    return f"{type(exc).__name__}: {exc} (at {where})"
-
-
-def _fail(paths: MLPaths, reason: str) -> int:
-    """Record the first failure reason (truncated as SageMaker does) and echo it to stderr."""
-    text = " ".join(reason.split())[:FAILURE_REASON_LIMIT]
-    print(text, file=sys.stderr, flush=True)
-    paths.write_failure(text)
-    return 1

@@ -1,0 +1,49 @@
+"""A built-in's model file, `model_algo-1` in `model.tar.gz` (spec algorithms 1.8).
+
+SageMaker's 1P algorithms store MXNet files there; without MXNet we store the same content as a
+numpy `.npz` archive (a zip, as the linear learner's is) holding named arrays and one JSON
+document of settings, read back with `allow_pickle=False` so a model file cannot run code.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+MODEL_FILE: Final = "model_algo-1"
+_META: Final = "__meta__"
+
+
+def save_model(
+    model_dir: Path, arrays: dict[str, npt.NDArray[Any]], meta: dict[str, Any], name: str = ""
+) -> Path:
+    """Write `arrays` and `meta` (JSON-able) to `<model_dir>/model_algo-1` atomically."""
+    model_dir.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    members: dict[str, Any] = {**arrays, _META: np.array(json.dumps(meta, sort_keys=True))}
+    np.savez(buffer, **members)
+    target = model_dir / (name or MODEL_FILE)
+    partial = target.with_name(target.name + ".partial")
+    partial.write_bytes(buffer.getvalue())
+    partial.replace(target)
+    return target
+
+
+def load_model(
+    model_dir: Path, name: str = ""
+) -> tuple[dict[str, npt.NDArray[Any]], dict[str, Any]]:
+    """The arrays and settings `save_model` wrote; ValueError if the file is not one."""
+    path = model_dir / (name or MODEL_FILE)
+    if not path.is_file():
+        raise ValueError(f"no model file {path.name} in {model_dir}")
+    with np.load(path, allow_pickle=False) as archive:
+        arrays = {key: archive[key] for key in archive.files if key != _META}
+        if _META not in archive.files:
+            raise ValueError(f"{path.name} is not an opensage model file (no settings)")
+        meta = json.loads(str(archive[_META]))
+    return arrays, meta
