@@ -1,0 +1,349 @@
+"""The conformance suite every built-in passes (`check_algorithm`), from its declared contract.
+
+A built-in registers `Case`s in `tests/algorithms/cases_<name>.py` (`CASES`): a small, fast
+configuration and a synthetic data set. For each case the suite checks, with the real training
+program (`python -m opensage.algorithms.<name> train` on a temporary `/opt/ml` tree) and the real
+serving handler (`opensage.algorithms.<name>.serve.load`):
+
+1. the table: every default parses; the case's hyperparameters validate; invalid values
+   generated from the table (wrong type, out of range, not an option, missing required,
+   unknown name) are refused with a message naming the hyperparameter;
+2. training from CSV and from RecordIO-protobuf writes a model, and both models predict alike;
+3. every declared request content type and Accept type answers with one object per row holding
+   the documented keys (and the verbose keys with `;verbose=true`), the same numbers in every
+   format;
+4. save -> load gives identical predictions; a second run with the same settings gives the same
+   model (training is reproducible);
+5. each metric the case names appears in the log in SageMaker's line format, matched by the
+   algorithm's own metric regex; together the cases of an algorithm cover all its metrics.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from opensage.algorithms.base import Algorithm, HyperparameterError, Kind, parse_value
+from opensage.algorithms.registry import algorithms
+from opensage.contract import MLPaths
+from opensage.formats.csv import encode_csv
+from opensage.formats.libsvm import encode_libsvm
+from opensage.formats.tensors import encode_dense, encode_sparse, read_record_messages
+from opensage.serving.errors import InferenceError
+
+Array = np.ndarray[Any, Any]
+CSV = "text/csv"
+RECORDIO = "application/x-recordio-protobuf"
+JSON = "application/json"
+JSONLINES = "application/jsonlines"
+LIBSVM = "text/libsvm"
+
+
+@dataclass(frozen=True)
+class Case:
+    """One configuration of a built-in to put through the suite.
+
+    `data()` returns deterministic float32 features and labels (None for unsupervised data);
+    the suite writes them to every channel in `channels` (the same rows: the suite checks the
+    contract, not quality). `metrics` are the declared metric names this run must log.
+    `response_keys` are the keys of each prediction object, `verbose_keys` the extra ones with
+    `;verbose=true`. `csv_content_type` is the training content type for CSV
+    (`text/csv;label_size=0` for unsupervised algorithms).
+    """
+
+    name: str
+    algorithm: str
+    hyperparameters: dict[str, str]
+    data: Callable[[], tuple[Array, Array | None]]
+    response_keys: tuple[str, ...]
+    channels: tuple[str, ...] = ("train",)
+    metrics: tuple[str, ...] = ()
+    envelope: str = "predictions"
+    verbose_keys: tuple[str, ...] = ()
+    csv_content_type: str = "text/csv"
+    sparse: bool = False
+    """Train (the RecordIO run) and predict on sparse records as well."""
+    tolerance: float = 1e-4
+    """How close CSV-trained and RecordIO-trained predictions must be."""
+    environ: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def spec(self) -> Algorithm:
+        return algorithms()[self.algorithm]
+
+
+@dataclass
+class Run:
+    """A finished training process."""
+
+    paths: MLPaths
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def failure(self) -> str:
+        return self.paths.failure_file.read_text() if self.paths.failure_file.exists() else ""
+
+
+def train(case: Case, base: Path, content_type: str, sparse: bool = False) -> Run:
+    """Write a job tree under `base` and run the algorithm's training program on it."""
+    paths = MLPaths(base)
+    for folder in paths.directories():
+        folder.mkdir(parents=True, exist_ok=True)
+    paths.hyperparameters_file.write_text(json.dumps(case.hyperparameters))
+    paths.resource_config_file.write_text(
+        json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]})
+    )
+    x, y = case.data()
+    body = _training_body(x, y, content_type, sparse)
+    config = {}
+    for channel in case.channels:
+        folder = paths.channel(channel)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "part-0").write_bytes(body)
+        config[channel] = {"ContentType": content_type, "TrainingInputMode": "File"}
+    paths.input_data_config_file.write_text(json.dumps(config))
+    proc = subprocess.run(
+        [sys.executable, "-m", f"opensage.algorithms.{case.algorithm}", "train"],
+        env={**os.environ, "SAGEMAKER_BASE_DIR": str(base), "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    return Run(paths, proc.returncode, proc.stdout, proc.stderr)
+
+
+def _training_body(x: Array, y: Array | None, content_type: str, sparse: bool) -> bytes:
+    if content_type.startswith(CSV):
+        return encode_csv(x, y)
+    if sparse:
+        return encode_sparse(sp.csr_matrix(x), y)
+    return encode_dense(x, y)
+
+
+def load_handler(case: Case, model_dir: Path) -> Any:
+    module = importlib.import_module(f"opensage.algorithms.{case.algorithm}.serve")
+    return module.load(model_dir, {**case.environ})
+
+
+def request_body(x: Array, content_type: str, sparse: bool = False) -> bytes:
+    """`x` as a request in `content_type` (features only)."""
+    if content_type == CSV:
+        return encode_csv(x)
+    if content_type == JSON:
+        if sparse:
+            return json.dumps({"instances": [_sparse_instance(row) for row in x]}).encode()
+        return json.dumps({"instances": [{"features": row.tolist()} for row in x]}).encode()
+    if content_type == JSONLINES:
+        return b"".join(json.dumps({"features": row.tolist()}).encode() + b"\n" for row in x)
+    if content_type == RECORDIO:
+        return encode_sparse(sp.csr_matrix(x)) if sparse else encode_dense(x)
+    if content_type == LIBSVM:
+        return encode_libsvm(x, np.zeros(len(x)))
+    raise AssertionError(f"no request encoding for {content_type}")
+
+
+def _sparse_instance(row: Array) -> dict[str, Any]:
+    keys = np.flatnonzero(row)
+    values = row[keys].tolist()
+    return {"data": {"features": {"keys": keys.tolist(), "shape": [len(row)], "values": values}}}
+
+
+def decode_response(body: bytes, accept: str, case: Case) -> list[dict[str, Any]]:
+    """The per-row objects of a response, whatever its type (CSV keeps the key order)."""
+    if accept == JSON:
+        document = json.loads(body)
+        assert list(document) == [case.envelope], document
+        rows: list[dict[str, Any]] = document[case.envelope]
+        return rows
+    if accept == JSONLINES:
+        return [json.loads(line) for line in body.decode().splitlines()]
+    if accept == RECORDIO:
+        out = []
+        for record in read_record_messages(body):
+            assert not record.features, "responses carry their values under label"
+            row = {}
+            for key in record.label:
+                values = list(record.label[key].float32_tensor.values)
+                row[key] = values
+            out.append(row)
+        return out
+    if accept == CSV:
+        return [{"csv": [float(v) for v in line.split(",")]} for line in body.decode().splitlines()]
+    raise AssertionError(f"no decoding for {accept}")
+
+
+def flat(row: dict[str, Any], keys: tuple[str, ...]) -> list[float]:
+    """A row's numbers in key order, lists flattened: comparable across formats."""
+    out: list[float] = []
+    for key in keys:
+        value = row[key]
+        out.extend(float(v) for v in (value if isinstance(value, list) else [value]))
+    return out
+
+
+# --- the checks -------------------------------------------------------------------------------
+
+
+def check_table(case: Case) -> None:
+    table = case.spec.hyperparameters
+    for hp in table:
+        if hp.default is not None:
+            parse_value(hp, hp.default)  # every documented default is a valid value
+    table.resolved(case.hyperparameters)
+    values = table.validate(case.hyperparameters)
+    assert set(values) <= {hp.name for hp in table} | {"_tuning_objective_metric"}
+    for hp in table:
+        for bad in invalid_values(hp):
+            with pytest.raises(
+                HyperparameterError, match=f"^Hyperparameter '{re.escape(hp.name)}'"
+            ):
+                table.validate({**case.hyperparameters, hp.name: bad})
+        if hp.required:
+            raw = {k: v for k, v in case.hyperparameters.items() if k != hp.name}
+            with pytest.raises(HyperparameterError, match=f"'{re.escape(hp.name)}'"):
+                table.validate(raw)
+    with pytest.raises(HyperparameterError, match="no_such_hyperparameter"):
+        table.validate({**case.hyperparameters, "no_such_hyperparameter": "1"})
+
+
+def invalid_values(hp: Any) -> list[str]:
+    """Strings the table must refuse for `hp`."""
+    bad: list[str] = []
+    if hp.kind in (Kind.INT, Kind.FLOAT):
+        bad.append("not-a-number")
+        if hp.kind is Kind.INT:
+            bad.append("1.5")
+        interval = hp.interval
+        if interval is not None and interval.low is not None:
+            bad.append(
+                repr(interval.low - 1) if hp.kind is Kind.FLOAT else str(int(interval.low) - 1)
+            )
+        if interval is not None and interval.high is not None:
+            high = interval.high + 1
+            bad.append(repr(float(high)) if hp.kind is Kind.FLOAT else str(int(high)))
+    elif hp.kind is Kind.BOOL:
+        bad.append("maybe")
+    elif hp.kind is Kind.CHOICE:
+        bad.append("no-such-option")
+    elif hp.kind in (Kind.LIST, Kind.METRICS) and hp.options:
+        bad.append('["no-such-option"]')
+    return [value for value in bad if not (hp.auto and value == "auto")]
+
+
+def check_training_and_serving(case: Case, tmp_path: Path) -> None:
+    csv_run = train(case, tmp_path / "csv", case.csv_content_type)
+    assert csv_run.returncode == 0, csv_run.failure + csv_run.stderr[-3000:]
+    assert not csv_run.failure
+    assert any(csv_run.paths.model.iterdir()), "training wrote no model"
+    assert csv_run.paths.success_file.exists()
+    check_metrics(case, csv_run.stdout)
+
+    pbr_run = train(case, tmp_path / "recordio", RECORDIO, sparse=case.sparse)
+    assert pbr_run.returncode == 0, pbr_run.failure + pbr_run.stderr[-3000:]
+    x, _ = case.data()
+    rows = x[: min(len(x), 6)]
+    from_csv = predictions(case, csv_run.paths.model, rows)
+    from_pbr = predictions(case, pbr_run.paths.model, rows)
+    np.testing.assert_allclose(from_pbr, from_csv, rtol=case.tolerance, atol=case.tolerance)
+
+    check_formats(case, csv_run.paths.model, rows)
+
+    copy = tmp_path / "copied-model"
+    shutil.copytree(csv_run.paths.model, copy)
+    np.testing.assert_array_equal(predictions(case, copy, rows), from_csv)
+
+    again = train(case, tmp_path / "again", case.csv_content_type)
+    assert again.returncode == 0, again.failure
+    np.testing.assert_array_equal(predictions(case, again.paths.model, rows), from_csv)
+
+
+def predictions(case: Case, model_dir: Path, rows: Array) -> Array:
+    handler = load_handler(case, model_dir)
+    kind = case.spec.request_types[0]
+    result = handler.invoke(request_body(rows, kind), kind, JSON, None)
+    assert result.status == 200, result.body
+    decoded = decode_response(result.body, JSON, case)
+    return np.asarray([flat(row, case.response_keys) for row in decoded], dtype=np.float64)
+
+
+def check_formats(case: Case, model_dir: Path, rows: Array) -> None:
+    handler = load_handler(case, model_dir)
+    spec = case.spec
+    reference: list[list[float]] | None = None
+    for content_type in spec.request_types:
+        for sparse in (False, True) if content_type in (JSON, RECORDIO) else (False,):
+            body = request_body(rows, content_type, sparse)
+            for accept in spec.accept_types:
+                result = handler.invoke(body, content_type, accept, None)
+                where = f"{content_type} (sparse={sparse}) -> {accept}"
+                assert result.status == 200, (where, result.body[:300])
+                assert result.content_type == accept, where
+                decoded = decode_response(result.body, accept, case)
+                assert len(decoded) == len(rows), where
+                if accept == CSV:
+                    numbers = [row["csv"] for row in decoded]
+                else:
+                    for row in decoded:
+                        assert set(row) == set(case.response_keys), (where, row)
+                    numbers = [flat(row, case.response_keys) for row in decoded]
+                if reference is None:
+                    reference = numbers
+                np.testing.assert_allclose(numbers, reference, rtol=1e-5, atol=1e-5, err_msg=where)
+            if case.verbose_keys:
+                for accept in (JSON, RECORDIO):
+                    result = handler.invoke(body, content_type, f"{accept};verbose=true", None)
+                    assert result.status == 200, result.body[:300]
+                    for row in decode_response(result.body, accept, case):
+                        assert set(row) == {*case.response_keys, *case.verbose_keys}, row
+    body = request_body(rows, CSV)
+    assert status_of(lambda: handler.invoke(body, "image/png", JSON, None)) == 415
+    assert status_of(lambda: handler.invoke(body, CSV, "text/html", None)) == 406
+
+
+def status_of(call: Callable[[], Any]) -> int:
+    """The status of a handler call: its Result's, or the InferenceError's it raised."""
+    try:
+        result = call()
+    except InferenceError as exc:
+        return exc.status_code
+    return int(result.status)
+
+
+def check_metrics(case: Case, log: str) -> None:
+    declared = {metric.name: metric for metric in case.spec.metrics}
+    for name in case.metrics:
+        assert name in declared, f"{name} is not a declared metric of {case.algorithm}"
+        pattern = re.compile(declared[name].regex)
+        # The platform, like CloudWatch, renders a tab as `#011` before the regexes see a line.
+        lines = [line.replace("\t", "#011") for line in log.splitlines()]
+        assert any(pattern.search(line) for line in lines), (
+            f"no log line for {name} (regex {declared[name].regex})"
+        )
+
+
+def check_metric_coverage(cases: list[Case]) -> None:
+    """All declared metrics of an algorithm are logged by at least one of its cases."""
+    spec = cases[0].spec
+    logged = {name for case in cases for name in case.metrics}
+    missing = {metric.name for metric in spec.metrics} - logged
+    assert not missing, f"{spec.name}: no case logs {sorted(missing)}"
+
+
+def check_algorithm(case: Case, tmp_path: Path) -> None:
+    check_table(case)
+    check_training_and_serving(case, tmp_path)
