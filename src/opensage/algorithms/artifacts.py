@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
 from pathlib import Path
 from typing import Any, Final
 
@@ -41,9 +42,12 @@ def load_model(
     path = model_dir / (name or MODEL_FILE)
     if not path.is_file():
         raise ValueError(f"no model file {path.name} in {model_dir}")
-    with np.load(path, allow_pickle=False) as archive:
-        arrays = {key: archive[key] for key in archive.files if key != _META}
-        if _META not in archive.files:
-            raise ValueError(f"{path.name} is not an opensage model file (no settings)")
-        meta = json.loads(str(archive[_META]))
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if not hasattr(archive, "files") or _META not in archive.files:
+                raise ValueError("no settings")
+            arrays = {key: archive[key] for key in archive.files if key != _META}
+            meta = json.loads(str(archive[_META]))
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{path} is not an opensage model file ({exc})") from None
     return arrays, meta
