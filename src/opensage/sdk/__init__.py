@@ -5,6 +5,7 @@ It talks to a server only through boto3 clients, so the same code runs against r
 """
 
 from opensage.sdk import deserializers, serializers
+from opensage.sdk.algorithms import KNN, PCA, KMeans, LinearLearner
 from opensage.sdk.amazon import (
     RecordSet,
     read_records,
@@ -18,7 +19,11 @@ from opensage.sdk.predictor import Predictor
 from opensage.sdk.session import Session
 
 __all__ = [
+    "KNN",
+    "PCA",
     "Estimator",
+    "KMeans",
+    "LinearLearner",
     "Model",
     "Predictor",
     "RecordSet",

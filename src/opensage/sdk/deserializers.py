@@ -83,3 +83,15 @@ class NumpyDeserializer(BaseDeserializer):
             array: np.ndarray[Any, Any] = np.load(io.BytesIO(body), allow_pickle=self.allow_pickle)
             return array
         raise ValueError(f"NumpyDeserializer cannot read content type {content_type!r}")
+
+
+class RecordDeserializer(BaseDeserializer):
+    """RecordIO-protobuf responses as a list of `Record` messages (`record.label["score"]
+    .float32_tensor.values`), as the SageMaker SDK's `RecordDeserializer` returns them."""
+
+    ACCEPT = ("application/x-recordio-protobuf",)
+
+    def deserialize(self, stream: IO[bytes], content_type: str | None) -> list[Any]:
+        from opensage.formats.tensors import read_record_messages
+
+        return read_record_messages(stream.read())

@@ -85,3 +85,25 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+class RecordSerializer(BaseSerializer):
+    """RecordIO-protobuf records (`application/x-recordio-protobuf`), as the SageMaker SDK's
+    `sagemaker.amazon.common.RecordSerializer` writes them: one record per row, sparse rows
+    (a scipy matrix) with keys and shape; a 1-D array is one row."""
+
+    CONTENT_TYPE = "application/x-recordio-protobuf"
+
+    def serialize(self, data: Any) -> bytes:
+        import scipy.sparse
+
+        from opensage.formats.tensors import encode_dense, encode_sparse
+
+        if scipy.sparse.issparse(data):
+            return encode_sparse(data)
+        array = np.asarray(data)
+        if array.ndim == 1:
+            array = array.reshape(1, -1)
+        if array.ndim != 2:
+            raise ValueError("RecordSerializer sends a vector or a matrix")
+        return encode_dense(array)

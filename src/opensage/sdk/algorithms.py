@@ -1,0 +1,176 @@
+"""Estimators of the 1P built-in algorithms, shaped like the SageMaker SDK v2's `KMeans`,
+`LinearLearner`, `PCA` and `KNN` (`sagemaker.amazon.*`).
+
+They take the algorithm's hyperparameters as keyword arguments under the SDK's attribute names,
+train on `RecordSet`s from `record_set`, set `feature_dim` and `mini_batch_size` the way the SDK
+does, and deploy predictors that speak RecordIO-protobuf:
+
+>>> km = KMeans(role=ROLE, instance_count=1, instance_type="ml.m5.large", k=10)  # doctest: +SKIP
+>>> km.fit(km.record_set(train_x))                                               # doctest: +SKIP
+>>> km.deploy(1, "ml.m5.large").predict(test_x[:5])                                # doctest: +SKIP
+[label { key: "closest_cluster" ... }, ...]
+
+Hyperparameters are serialised as the SDK's `Hyperparameter.serialize_all` does: a bool as
+`"True"`/`"False"`, a list as JSON, anything else with `str`, and `None` left out.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+from opensage.sdk.amazon import RecordSet
+from opensage.sdk.deserializers import BaseDeserializer, RecordDeserializer
+from opensage.sdk.errors import DEFAULT_ROLE
+from opensage.sdk.estimator import Estimator
+from opensage.sdk.predictor import Predictor
+from opensage.sdk.serializers import BaseSerializer, RecordSerializer
+
+ACCOUNT = "382416733822"
+"""The account the SDK's `image_uris` names for the 1P algorithms in us-east-1; opensage
+recognises the image by its repository alone."""
+
+
+def serialize_hyperparameter(value: Any) -> str:
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    if isinstance(value, list | tuple):
+        return json.dumps(list(value))
+    return str(value)
+
+
+class AmazonAlgorithmEstimatorBase(Estimator):
+    """An estimator for one built-in: `repo_name` picks the image, `renamed` maps the SDK's
+    attribute names to the wire names where they differ."""
+
+    repo_name: ClassVar[str] = ""
+    renamed: ClassVar[dict[str, str]] = {}
+    default_mini_batch_size: ClassVar[int | None] = None
+
+    def __init__(
+        self,
+        role: str = DEFAULT_ROLE,
+        instance_count: int = 1,
+        instance_type: str = "ml.m5.large",
+        **kwargs: Any,
+    ) -> None:
+        estimator_args = {
+            key: kwargs.pop(key) for key in list(kwargs) if key in ESTIMATOR_ARGUMENTS
+        }
+        region = "us-east-1"
+        image = f"{ACCOUNT}.dkr.ecr.{region}.amazonaws.com/{self.repo_name}:1"
+        super().__init__(
+            image_uri=image,
+            role=role,
+            instance_count=instance_count,
+            instance_type=instance_type,
+            **estimator_args,
+        )
+        self.hyperparameters = {
+            self.renamed.get(key, key): serialize_hyperparameter(value)
+            for key, value in kwargs.items()
+            if value is not None
+        }
+
+    def fit(  # type: ignore[override]
+        self,
+        records: RecordSet | list[RecordSet],
+        mini_batch_size: int | None = None,
+        wait: bool = True,
+        logs: bool = True,
+        job_name: str | None = None,
+    ) -> None:
+        """Train on record sets (`record_set(...)`), one channel each."""
+        sets = records if isinstance(records, list) else [records]
+        train = next((r for r in sets if r.channel == "train"), sets[0])
+        self.hyperparameters["feature_dim"] = str(train.feature_dim)
+        size = mini_batch_size or self._mini_batch_size(train)
+        if size is not None:
+            self.hyperparameters["mini_batch_size"] = str(size)
+        channels = {r.channel: r.records_s3_input() for r in sets}
+        super().fit(dict(channels), wait=wait, logs=logs, job_name=job_name)
+
+    def _mini_batch_size(self, train: RecordSet) -> int | None:
+        return self.default_mini_batch_size
+
+    def deploy(  # type: ignore[override]
+        self,
+        initial_instance_count: int = 1,
+        instance_type: str = "ml.m5.large",
+        serializer: BaseSerializer | None = None,
+        deserializer: BaseDeserializer | None = None,
+        endpoint_name: str | None = None,
+        wait: bool = True,
+        **kwargs: Any,
+    ) -> Predictor:
+        """An endpoint answering RecordIO-protobuf, as the SDK's algorithm predictors do."""
+        return super().deploy(
+            initial_instance_count,
+            instance_type,
+            serializer or RecordSerializer(),
+            deserializer or RecordDeserializer(),
+            endpoint_name,
+            wait,
+            **kwargs,
+        )
+
+
+ESTIMATOR_ARGUMENTS = frozenset(
+    {
+        "output_path",
+        "sagemaker_session",
+        "max_run",
+        "volume_size",
+        "input_mode",
+        "environment",
+        "base_job_name",
+        "enable_network_isolation",
+        "checkpoint_s3_uri",
+        "tags",
+    }
+)
+
+
+def _per_instance(train: RecordSet, instances: int, cap: int) -> int:
+    return min(cap, max(1, train.num_records // max(1, instances)))
+
+
+class LinearLearner(AmazonAlgorithmEstimatorBase):
+    """`predictor_type` is required: `binary_classifier`, `multiclass_classifier` or
+    `regressor`."""
+
+    repo_name = "linear-learner"
+
+    def _mini_batch_size(self, train: RecordSet) -> int | None:
+        return _per_instance(train, self.instance_count, 1000)
+
+
+class KMeans(AmazonAlgorithmEstimatorBase):
+    """`k` is required. The SDK's `max_iterations`, `tol`, `num_trials`, `local_init_method` and
+    `center_factor` are the wire's `local_lloyd_*` and `extra_center_factor`."""
+
+    repo_name = "kmeans"
+    renamed = {
+        "max_iterations": "local_lloyd_max_iter",
+        "tol": "local_lloyd_tol",
+        "num_trials": "local_lloyd_num_trials",
+        "local_init_method": "local_lloyd_init_method",
+        "center_factor": "extra_center_factor",
+    }
+    default_mini_batch_size = 5000
+
+
+class PCA(AmazonAlgorithmEstimatorBase):
+    """`num_components` is required."""
+
+    repo_name = "pca"
+
+    def _mini_batch_size(self, train: RecordSet) -> int | None:
+        return _per_instance(train, self.instance_count, 500)
+
+
+class KNN(AmazonAlgorithmEstimatorBase):
+    """`k`, `sample_size` and `predictor_type` (`classifier` or `regressor`) are required."""
+
+    repo_name = "knn"
+    default_mini_batch_size = 5000

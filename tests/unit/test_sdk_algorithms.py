@@ -1,0 +1,57 @@
+"""The SDK's algorithm estimators and record (de)serializers, without a server."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import scipy.sparse as sp
+
+from opensage.formats.tensors import encode_label_records
+from opensage.sdk.algorithms import KNN, PCA, KMeans, LinearLearner, serialize_hyperparameter
+from opensage.sdk.amazon import RecordSet, read_records
+from opensage.sdk.deserializers import RecordDeserializer
+from opensage.sdk.serializers import RecordSerializer
+
+
+def test_hyperparameters_are_serialised_as_the_sagemaker_sdk_does() -> None:
+    assert serialize_hyperparameter(True) == "True"
+    assert serialize_hyperparameter(["msd", "ssd"]) == '["msd", "ssd"]'
+    assert serialize_hyperparameter(0.5) == "0.5"
+    km = KMeans(k=3, max_iterations=50, center_factor=4, eval_metrics=["ssd"], tol=None)
+    assert km.hyperparameters == {
+        "k": "3",
+        "local_lloyd_max_iter": "50",
+        "extra_center_factor": "4",
+        "eval_metrics": '["ssd"]',
+    }
+    assert km.image_uri.endswith(".amazonaws.com/kmeans:1")
+    assert LinearLearner(predictor_type="regressor").image_uri.endswith("/linear-learner:1")
+
+
+def test_mini_batch_size_follows_the_sdk_rules() -> None:
+    train = RecordSet("s3://b/m", num_records=3000, feature_dim=4)
+    small = RecordSet("s3://b/m", num_records=40, feature_dim=4)
+    assert LinearLearner(instance_count=2)._mini_batch_size(train) == 1000
+    assert LinearLearner(instance_count=2)._mini_batch_size(small) == 20
+    assert PCA()._mini_batch_size(train) == 500
+    assert KMeans()._mini_batch_size(small) == 5000
+    assert KNN()._mini_batch_size(small) == 5000
+
+
+def test_record_serializer_writes_dense_and_sparse_rows() -> None:
+    x = np.array([[1.0, 0.0, 2.0], [0.0, 3.0, 0.0]], dtype=np.float32)
+    dense = read_records(io.BytesIO(RecordSerializer().serialize(x)))
+    assert [list(r.features["values"].float32_tensor.values) for r in dense] == x.tolist()
+    one = read_records(io.BytesIO(RecordSerializer().serialize(x[0])))
+    assert len(one) == 1
+    sparse = read_records(io.BytesIO(RecordSerializer().serialize(sp.csr_matrix(x))))
+    assert list(sparse[1].features["values"].float32_tensor.keys) == [1]
+    assert list(sparse[1].features["values"].float32_tensor.shape) == [3]
+
+
+def test_record_deserializer_gives_the_label_maps() -> None:
+    body = encode_label_records([{"closest_cluster": 1.0, "distance_to_cluster": 0.5}])
+    records = RecordDeserializer().deserialize(io.BytesIO(body), RecordSerializer.CONTENT_TYPE)
+    assert records[0].label["closest_cluster"].float32_tensor.values[0] == 1.0
+    assert records[0].label["distance_to_cluster"].float32_tensor.values[0] == 0.5
