@@ -56,8 +56,31 @@ def test_entrypoint_runs_only_in_the_python_image() -> None:
         resolve("683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1", {}, ["sh"])
 
 
-@pytest.mark.parametrize("image", ["acme/whatever:1", "kmeans:1", "Not A URI!"])
+@pytest.mark.parametrize("image", ["acme/whatever:1", "blazingtext:1", "Not A URI!"])
 def test_images_opensage_cannot_run_are_refused_by_name(image: str) -> None:
     with pytest.raises(ValidationError, match=r"TrainingImage|not an algorithm") as info:
         resolve(image, {})
     assert image in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("repository", "name", "hyperparameters"),
+    [
+        ("kmeans", "kmeans", {"k": "3", "feature_dim": "4"}),
+        ("pca", "pca", {"num_components": "2", "feature_dim": "4", "mini_batch_size": "10"}),
+        ("linear-learner", "linear_learner", {"predictor_type": "regressor"}),
+    ],
+)
+def test_builtin_images_of_any_region_run_their_algorithm(
+    repository: str, name: str, hyperparameters: dict[str, str]
+) -> None:
+    for image in (
+        f"382416733822.dkr.ecr.us-east-1.amazonaws.com/{repository}:1",
+        f"664544806723.dkr.ecr.eu-central-1.amazonaws.com/{repository}:latest",
+        f"{repository}:1",
+    ):
+        program = resolve(image, hyperparameters)
+        assert program.command[-3:] == ["-m", f"opensage.algorithms.{name}", "train"]
+        assert program.algorithm == name
+    with pytest.raises(ValidationError, match="^Hyperparameter '"):
+        resolve(f"{repository}:1", {**hyperparameters, "no_such": "1"})
