@@ -27,7 +27,7 @@ from sklearn.metrics import (
 from sklearn.model_selection import train_test_split
 
 from opensage.algorithms.base import HyperparameterError, UserError
-from opensage.algorithms.linear_learner import core, evaluate, losses
+from opensage.algorithms.linear_learner import core, evaluate, exact, losses
 from opensage.algorithms.linear_learner.config import settings as ll_settings
 from opensage.algorithms.linear_learner.model import LinearModel
 from opensage.algorithms.linear_learner.spec import TABLE, positive_weight
@@ -80,6 +80,17 @@ def _regression_sets() -> dict[str, tuple[Array, Array]]:
 def test_regression_mse_is_within_two_percent_of_ridge(name: str) -> None:
     xt, xv, yt, yv = split(*_regression_sets()[name])
     fitted = ll_fit(xt, yt, predictor_type="regressor", mini_batch_size="64")
+    predictions, _ = fitted.model.predict(xv)
+    ours = float(np.mean((predictions - yv) ** 2))
+    anchor = float(np.mean((Ridge().fit(xt, yt).predict(xv) - yv) ** 2))
+    assert ours <= 1.02 * anchor, (ours, anchor)
+
+
+@pytest.mark.parametrize("name", ["diabetes", "make_regression"])
+def test_exact_regression_mse_is_within_two_percent_of_ridge(name: str) -> None:
+    xt, xv, yt, yv = split(*_regression_sets()[name])
+    fitted = ll_fit(xt, yt, predictor_type="regressor", l1="0")
+    assert fitted.model.info["solver"] == "exact"
     predictions, _ = fitted.model.predict(xv)
     ours = float(np.mean((predictions - yv) ** 2))
     anchor = float(np.mean((Ridge().fit(xt, yt).predict(xv) - yv) ** 2))
@@ -241,6 +252,129 @@ def test_model_round_trips_through_its_file(tmp_path: Any) -> None:
     loaded = LinearModel.load(tmp_path)
     assert loaded.rows(x[:5]) == model.rows(x[:5])
     assert set(loaded.rows(x[:1])[0]) == {"score", "predicted_label"}
+
+
+# --- the exact solver for the squared loss --------------------------------------------------------
+
+
+def _exact_data(rows: int = 400, features: int = 8) -> tuple[Array, Array]:
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(rows, features)) * rng.uniform(0.5, 20, features) + rng.normal(
+        0, 30, features
+    )
+    y = x @ rng.normal(size=features) + 50 + rng.normal(0, 5, rows)
+    return x.astype(np.float32), y
+
+
+def _normalised(x: Any, y: Array, s: Any) -> tuple[Any, Array, Array, core.Scaler]:
+    scaler = core.fit_scaler(x, y, s, np.random.default_rng(core.SEED))
+    dense = x.toarray() if sp.issparse(x) else np.asarray(x)
+    xn = (dense.astype(np.float64) - scaler.mean) / scaler.scale
+    yn = (y - scaler.label_mean) / scaler.label_scale
+    return xn, yn, dense, scaler
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("use_bias", ["true", "false"])
+def test_exact_solution_is_ridge_on_the_normalised_objective(sparse: bool, use_bias: str) -> None:
+    x, y = _exact_data()
+    if sparse:
+        x[np.random.default_rng(1).random(x.shape) < 0.6] = 0.0
+    data: Any = sp.csr_matrix(x) if sparse else x
+    args = {"predictor_type": "regressor", "l1": "0", "wd": "0.05", "use_bias": use_bias}
+    fitted = ll_fit(data, y, **args)
+    assert fitted.model.info["solver"] == "exact"
+    xn, yn, _, scaler = _normalised(data, y, ll_settings(args))
+    # The SGD objective: mean (x w + b - y)^2 + wd / 2 |w|^2, i.e. Ridge with alpha = n wd / 2.
+    ridge = Ridge(alpha=len(y) * 0.05 / 2, fit_intercept=use_bias == "true", solver="cholesky")
+    ridge.fit(xn, yn)
+    raw_w = ridge.coef_ / scaler.scale * scaler.label_scale
+    raw_b = (ridge.intercept_ - (scaler.mean / scaler.scale) @ ridge.coef_) * scaler.label_scale
+    np.testing.assert_allclose(fitted.model.weights[:, 0], raw_w, rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(fitted.model.bias[0], raw_b + scaler.label_mean, rtol=1e-5)
+
+
+@pytest.mark.parametrize("bias_wd_mult", ["0", "0.5"])
+def test_exact_solution_zeroes_the_sgd_gradient(bias_wd_mult: str) -> None:
+    """The minimiser of the loop's own objective: the gradient `_Trainer._step` follows
+    (the squared loss's, plus `wd * w`, plus `bias_wd_mult * wd * b`) vanishes there."""
+    x, y = _exact_data()
+    s = ll_settings(
+        {"predictor_type": "regressor", "l1": "0", "learning_rate": "0.01",
+         "bias_wd_mult": bias_wd_mult}
+    )  # fmt: skip
+    models = core.grid(s, x.shape[1])
+    assert len(set(models.wd)) == len(models) > 1
+    xn, yn, _, scaler = _normalised(x, y, s)
+    stats = exact.statistics(x, yn, scaler.mean, scaler.scale)
+    w, b = exact.solve(stats, models.wd, s)
+    z = xn @ w + b
+    g = losses.gradient("squared_loss", z, yn, losses.LossParams())
+    grad_w = xn.T @ g / len(yn) + models.wd * w
+    grad_b = g.mean(axis=0) + float(bias_wd_mult) * models.wd * b
+    assert np.abs(grad_w).max() < 1e-5
+    assert np.abs(grad_b).max() < 1e-5
+    columns = {tuple(np.round(w[:, k], 8)) for k in range(len(models))}
+    assert len(columns) == len(models)  # a distinct solution per wd
+
+
+def test_several_wd_values_give_each_models_ridge_solution() -> None:
+    x, y = _exact_data()
+    s = ll_settings({"predictor_type": "regressor", "l1": "0", "learning_rate": "0.01"})
+    models = core.grid(s, x.shape[1])
+    xn, yn, _, scaler = _normalised(x, y, s)
+    w, b = exact.solve(exact.statistics(x, yn, scaler.mean, scaler.scale), models.wd, s)
+    for k, wd in enumerate(models.wd):
+        ridge = Ridge(alpha=len(y) * wd / 2, solver="cholesky").fit(xn, yn)
+        np.testing.assert_allclose(w[:, k], ridge.coef_, rtol=1e-5, atol=1e-9)
+        assert b[k] == pytest.approx(ridge.intercept_, rel=1e-5, abs=1e-6)  # y' is O(1)
+
+
+def test_exact_path_is_taken_only_where_it_is_the_same_objective() -> None:
+    regressor = ll_settings({"predictor_type": "regressor"})
+    assert exact.applies(regressor, np.zeros(3), 10)
+    assert exact.applies(regressor.with_(loss="squared_loss"), np.zeros(3), 10)
+    assert not exact.applies(regressor, np.array([0.0, 1e-4]), 10)  # l1 > 0: SGD
+    assert not exact.applies(regressor.with_(loss="huber_loss"), np.zeros(3), 10)
+    assert not exact.applies(regressor, np.zeros(3), exact.MAX_FEATURES + 1)
+    binary = ll_settings({"predictor_type": "binary_classifier"})
+    assert not exact.applies(binary, np.zeros(3), 10)
+    x, y = _exact_data()
+    assert ll_fit(x, y, predictor_type="regressor", l1="0").model.info["solver"] == "exact"
+    searched = ll_fit(x, y, predictor_type="regressor", epochs="2")  # l1 auto searches l1 > 0
+    assert "solver" not in searched.model.info
+    huber = ll_fit(x, y, predictor_type="regressor", l1="0", loss="huber_loss", epochs="2")
+    assert "solver" not in huber.model.info
+
+
+def test_exact_path_rejects_features_that_are_not_finite() -> None:
+    x, y = _exact_data()
+    x[5, 1] = np.nan
+    with pytest.raises(UserError, match="not finite"):
+        ll_fit(x, y, predictor_type="regressor", l1="0")
+
+
+def test_exact_selection_picks_the_best_validation_mse() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(90, 40)).astype(np.float32)
+    y = x[:, 0] + rng.normal(0, 1.5, 90)
+    xt, xv, yt, yv = x[:50], x[50:], y[:50], y[50:]
+    s = ll_settings({"predictor_type": "regressor", "l1": "0", "learning_rate": "0.01"})
+    lines: list[tuple[int, float]] = []
+    fitted = core.fit(xt, yt, s, (xv, yv), lambda epoch, loss: lines.append((epoch, loss)))
+    assert fitted.epochs == 1
+    assert [epoch for epoch, _ in lines] == [0]
+    models = core.grid(s, x.shape[1])
+    scaler = core.fit_scaler(xt, yt, s, np.random.default_rng(core.SEED))
+    labels = (yt - scaler.label_mean) / scaler.label_scale
+    w, b = exact.solve(exact.statistics(xt, labels, scaler.mean, scaler.scale), models.wd, s)
+    weights, bias = core._fold(w, b, scaler)
+    mse = np.mean((xv.astype(np.float64) @ weights + bias - yv[:, None]) ** 2, axis=0)
+    best = int(np.argmin(mse))
+    assert fitted.model.info["model"] == best
+    assert models.wd[best] > 0  # regularising wins on these few, noisy rows
+    assert fitted.selection_loss == pytest.approx(mse[best])
+    assert lines[0][1] == pytest.approx(mse[best] / scaler.label_scale**2)
 
 
 # --- losses, calibration, metrics ---------------------------------------------------------------

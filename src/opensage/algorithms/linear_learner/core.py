@@ -17,6 +17,12 @@ training stops when the best loss has not improved by `early_stopping_tolerance`
 `early_stopping_patience` epochs. The winner is the model with the best selection criterion on
 that sample (the loss, or for binary classifiers the calibrated accuracy, F-beta, ...).
 
+The squared loss without l1 (a `regressor` whose models all have `l1 = 0`, at most
+`exact.MAX_FEATURES` features) skips the loop: each model's objective is quadratic, so `exact`
+solves all of them from one pass of sufficient statistics and one eigendecomposition, and the
+result is the minimiser SGD converges to (`_fit_exact`). Selection and the saved model are the
+same as above; the single pass is reported as one epoch.
+
 Everything random comes from one generator with a fixed seed, so the same data and settings
 give the same model, bit for bit.
 """
@@ -35,7 +41,7 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from opensage.algorithms.base import UserError
-from opensage.algorithms.linear_learner import evaluate, losses
+from opensage.algorithms.linear_learner import evaluate, exact, losses
 from opensage.algorithms.linear_learner.config import BASE_LEARNING_RATE, Settings
 from opensage.algorithms.linear_learner.model import LinearModel
 
@@ -194,6 +200,8 @@ def fit(
     positives = float(np.sum(y == 1)) if s.is_binary else 0.0
     balanced = (len(y) - positives) / positives if positives else 1.0
     models = grid(s, x.shape[1], balanced)
+    if exact.applies(s, models.l1, x.shape[1]):
+        return _fit_exact(x, y, s, models, scaler, select_x, select_y, on_epoch)
     trainer = _Trainer(s, models, x.shape[1], rng, scaler.label_scale)
     # One BLAS thread: a mini-batch matmul is far too small to share, and on a busy machine
     # waking a second thread costs 100x the multiply itself (benchmarks/RESULTS.md). It also
@@ -210,6 +218,29 @@ def fit(
     weights, bias = _fold(trainer.best_weights, trainer.best_bias, scaler)
     model, loss = _choose(s, models, weights, bias, select_x, select_y)
     return Fitted(model, epochs, len(models), loss)
+
+
+def _fit_exact(
+    x: Any,
+    y: Array,
+    s: Settings,
+    models: Grid,
+    scaler: Scaler,
+    select_x: Any,
+    select_y: Array,
+    on_epoch: EpochHook | None,
+) -> Fitted:
+    """The squared loss without l1: every model's exact minimiser (`exact`), no epochs. BLAS
+    keeps its default threads: the statistics pass multiplies large blocks."""
+    labels = (y - scaler.label_mean) / scaler.label_scale
+    stats = exact.statistics(x, labels, scaler.mean, scaler.scale)
+    weights, bias = exact.solve(stats, models.wd, s)
+    weights, bias = _fold(weights, bias, scaler)
+    model, loss = _choose(s, models, weights, bias, select_x, select_y)
+    model.info["solver"] = "exact"
+    if on_epoch is not None:
+        on_epoch(0, loss / scaler.label_scale**2)
+    return Fitted(model, 1, len(models), loss)
 
 
 def _selection(

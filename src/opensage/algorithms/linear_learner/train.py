@@ -43,8 +43,13 @@ def train(env: TrainingEnv) -> None:
     fitted = core.fit(x, y, s, validation, on_epoch)
     env.log.progress(s.epochs, s.epochs)
     info = fitted.model.info
+    how = (
+        "exactly (squared loss: one pass, closed form)"
+        if info.get("solver") == "exact"
+        else f"for {fitted.epochs} epochs"
+    )
     env.log.info(
-        f"Trained {fitted.models} models for {fitted.epochs} epochs; chose model {info['model']} "
+        f"Trained {fitted.models} models {how}; chose model {info['model']} "
         f"(learning_rate={info['learning_rate']:g}, wd={info['wd']:g}, l1={info['l1']:g}); "
         f"threshold {fitted.model.threshold:g}"
     )
