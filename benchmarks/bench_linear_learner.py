@@ -215,14 +215,9 @@ def _verdict(task: Task, ours: Result, reference: Result) -> str:
         line += (
             " One streaming pass accumulates X^T X, X^T y and the sums (float32 BLAS products "
             "summed in float64), then one eigendecomposition of the 50 x 50 matrix solves all "
-            f"{core.AUTO_MODELS} models' ridge systems; the rest is the scaler sample, the "
+            f"{core.AUTO_MODELS} models' ridge systems (coordinate descent on the same "
+            "statistics for the models with l1 > 0); the rest is the scaler sample, the "
             "selection sample and one selection matmul."
-        )
-    elif not task.higher_is_better:
-        line += (
-            " With `l1=auto` the model grid includes l1 > 0 models, which only SGD trains (several "
-            "passes for each of the 32 models), so the exact solver does not apply; set `l1=0` "
-            "for it."
         )
     elif not fast:
         line += " The per-epoch cost of 32 models is what limits it."

@@ -16,7 +16,7 @@ from sklearn.datasets import (
     make_classification,
     make_regression,
 )
-from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.linear_model import ElasticNet, LogisticRegression, Ridge
 from sklearn.metrics import (
     f1_score,
     precision_score,
@@ -294,6 +294,25 @@ def test_exact_solution_is_ridge_on_the_normalised_objective(sparse: bool, use_b
     np.testing.assert_allclose(fitted.model.bias[0], raw_b + scaler.label_mean, rtol=1e-5)
 
 
+@pytest.mark.parametrize("sparse", [False, True])
+def test_exact_l1_solution_is_the_elastic_net_of_the_objective(sparse: bool) -> None:
+    """mean r^2 + wd/2 |w|^2 + l1 |w|_1, halved, is scikit-learn's ElasticNet with
+    alpha = (l1 + wd) / 2 and l1_ratio = l1 / (l1 + wd)."""
+    x, y = _exact_data(features=12)
+    if sparse:
+        x[np.random.default_rng(2).random(x.shape) < 0.5] = 0.0
+    data: Any = sp.csr_matrix(x) if sparse else x
+    args = {"predictor_type": "regressor", "l1": "0.08", "wd": "0.02"}
+    fitted = ll_fit(data, y, **args)
+    assert fitted.model.info["solver"] == "exact"
+    xn, yn, _, scaler = _normalised(data, y, ll_settings(args))
+    net = ElasticNet(alpha=0.05, l1_ratio=0.8, tol=1e-12, max_iter=100_000).fit(xn, yn)
+    assert np.count_nonzero(net.coef_) < len(net.coef_)  # the l1 term zeroes some weights
+    raw_w = net.coef_ / scaler.scale * scaler.label_scale
+    np.testing.assert_allclose(fitted.model.weights[:, 0], raw_w, rtol=1e-4, atol=1e-6)
+    assert np.count_nonzero(fitted.model.weights[:, 0]) == np.count_nonzero(net.coef_)
+
+
 @pytest.mark.parametrize("bias_wd_mult", ["0", "0.5"])
 def test_exact_solution_zeroes_the_sgd_gradient(bias_wd_mult: str) -> None:
     """The minimiser of the loop's own objective: the gradient `_Trainer._step` follows
@@ -334,7 +353,8 @@ def test_exact_path_is_taken_only_where_it_is_the_same_objective() -> None:
     regressor = ll_settings({"predictor_type": "regressor"})
     assert exact.applies(regressor, np.zeros(3), 10)
     assert exact.applies(regressor.with_(loss="squared_loss"), np.zeros(3), 10)
-    assert not exact.applies(regressor, np.array([0.0, 1e-4]), 10)  # l1 > 0: SGD
+    assert exact.applies(regressor, np.array([0.0, 1e-4]), 10)  # l1 > 0: coordinate descent
+    assert not exact.applies(regressor, np.array([0.0, 1e-4]), exact.MAX_L1_FEATURES + 1)
     assert not exact.applies(regressor.with_(loss="huber_loss"), np.zeros(3), 10)
     assert not exact.applies(regressor, np.zeros(3), exact.MAX_FEATURES + 1)
     binary = ll_settings({"predictor_type": "binary_classifier"})
@@ -342,7 +362,9 @@ def test_exact_path_is_taken_only_where_it_is_the_same_objective() -> None:
     x, y = _exact_data()
     assert ll_fit(x, y, predictor_type="regressor", l1="0").model.info["solver"] == "exact"
     searched = ll_fit(x, y, predictor_type="regressor", epochs="2")  # l1 auto searches l1 > 0
-    assert "solver" not in searched.model.info
+    assert searched.model.info["solver"] == "exact"
+    huber = ll_fit(x, y, predictor_type="regressor", loss="huber_loss", epochs="2")
+    assert "solver" not in huber.model.info
     huber = ll_fit(x, y, predictor_type="regressor", l1="0", loss="huber_loss", epochs="2")
     assert "solver" not in huber.model.info
 

@@ -17,11 +17,12 @@ training stops when the best loss has not improved by `early_stopping_tolerance`
 `early_stopping_patience` epochs. The winner is the model with the best selection criterion on
 that sample (the loss, or for binary classifiers the calibrated accuracy, F-beta, ...).
 
-The squared loss without l1 (a `regressor` whose models all have `l1 = 0`, at most
-`exact.MAX_FEATURES` features) skips the loop: each model's objective is quadratic, so `exact`
-solves all of them from one pass of sufficient statistics and one eigendecomposition, and the
-result is the minimiser SGD converges to (`_fit_exact`). Selection and the saved model are the
-same as above; the single pass is reported as one epoch.
+The squared loss (a `regressor`, at most `exact.MAX_FEATURES` features, or
+`exact.MAX_L1_FEATURES` when a model has `l1 > 0`) skips the loop: each model's objective is a
+quadratic (plus the l1 term), so `exact` solves all of them from one pass of sufficient
+statistics, one eigendecomposition and, for the l1 models, coordinate descent on those
+statistics; the result is the minimiser SGD converges to (`_fit_exact`). Selection and the
+saved model are the same as above; the single pass is reported as one epoch.
 
 Everything random comes from one generator with a fixed seed, so the same data and settings
 give the same model, bit for bit.
@@ -230,11 +231,11 @@ def _fit_exact(
     select_y: Array,
     on_epoch: EpochHook | None,
 ) -> Fitted:
-    """The squared loss without l1: every model's exact minimiser (`exact`), no epochs. BLAS
+    """The squared loss: every model's exact minimiser (`exact`), no epochs. BLAS
     keeps its default threads: the statistics pass multiplies large blocks."""
     labels = (y - scaler.label_mean) / scaler.label_scale
     stats = exact.statistics(x, labels, scaler.mean, scaler.scale)
-    weights, bias = exact.solve(stats, models.wd, s)
+    weights, bias = exact.solve(stats, models.wd, s, models.l1)
     weights, bias = _fold(weights, bias, scaler)
     model, loss = _choose(s, models, weights, bias, select_x, select_y)
     model.info["solver"] = "exact"

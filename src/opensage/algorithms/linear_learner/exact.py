@@ -1,15 +1,17 @@
 """The exact solver for the squared loss: every model's ridge solution from one pass over the data.
 
-When it applies (`applies`): a `regressor` with the squared loss (given or `auto`), every model
-with `l1 = 0`, and at most `MAX_FEATURES` features. Then each model's training objective, the one
-the SGD loop (`core._Trainer`) minimises, in the normalised units it trains in (x' and y' from
-`core.Scaler`), is
+When it applies (`applies`): a `regressor` with the squared loss (given or `auto`) and at most
+`MAX_FEATURES` features (`MAX_L1_FEATURES` when a model has `l1 > 0`). Then each model's training
+objective, the one the SGD loop (`core._Trainer`) minimises, in the normalised units it trains in
+(x' and y' from `core.Scaler`), is
 
     F_k(w, b) = mean_i (x'_i w + b - y'_i)^2 + (wd_k / 2) |w|^2 + (bias_wd_mult wd_k / 2) b^2
+                + l1_k |w|_1
 
 (the loss is r^2 with gradient 2r, and the optimiser adds `wd * w` to the weight gradient, which
 is the gradient of `wd / 2 |w|^2`; likewise `bias_wd_mult * wd * b` for the bias; without
-`use_bias`, b = 0). It is quadratic, so its minimiser solves linear equations, which is what SGD
+`use_bias`, b = 0; the loop's proximal step `w <- sign(w) max(|w| - lr l1, 0)` is the l1 term's).
+Without l1 it is quadratic, so its minimiser solves linear equations, which is what SGD
 converges to. With a = 1 / (1 + bias_wd_mult wd_k / 2) (a = 0 without a bias), m and my the
 means of x' and y', C and c the covariances (of x' with itself and with y'), setting the gradient
 to zero gives
@@ -23,6 +25,12 @@ w_k = V diag(1 / (lambda + wd_k / 2)) V^T rhs (one decomposition per distinct `a
 unless `bias_wd_mult > 0` with a bias). Components below `RCOND` of the largest eigenvalue that no
 `wd` lifts are dropped (the minimum-norm solution), as the float32 data carry no information
 there.
+
+With `l1_k > 0` the same reduced objective, w^T A w - 2 rhs^T w + (wd_k / 2) |w|^2 + l1_k |w|_1, is
+an elastic net on the statistics: coordinate descent (`_lasso`) from the ridge solution, all such
+models updated together one coordinate at a time, until no weight moves by more than `TOLERANCE`
+of the largest. A sweep costs d^2 K operations and a Python step per feature, hence the lower
+`MAX_L1_FEATURES`.
 
 The statistics come from one streaming pass (`statistics`) over chunks of rows: dense chunks are
 normalised as the SGD loop sees them, shifted by the first chunk's mean (so centring loses no
@@ -58,6 +66,10 @@ CHUNK_ELEMENTS: Final = 1 << 18
 """Rows per dense chunk of the statistics pass: this many values (at least 256, at most 4,096
 rows; short float32 sums, and 4,096 measured as fast as larger chunks). Sparse chunks are 16
 times as many rows."""
+MAX_L1_FEATURES: Final = 1_000
+"""Wider feature spaces with l1 train by SGD: coordinate descent steps through every feature."""
+TOLERANCE: Final = 1e-7
+MAX_SWEEPS: Final = 1_000
 RCOND: Final = 1e-6
 """Eigen-directions below this share of the largest eigenvalue (plus the model's `wd / 2`) are
 dropped: float32 features hold no information there."""
@@ -65,12 +77,8 @@ dropped: float32 features hold no information there."""
 
 def applies(s: Settings, l1: Array, feature_dim: int) -> bool:
     """Whether every model (`l1`, one entry per model) can be solved exactly."""
-    return (
-        s.is_regressor
-        and s.loss == "squared_loss"
-        and not np.any(l1)
-        and 0 < feature_dim <= MAX_FEATURES
-    )
+    limit = MAX_L1_FEATURES if np.any(l1) else MAX_FEATURES
+    return s.is_regressor and s.loss == "squared_loss" and 0 < feature_dim <= limit
 
 
 @dataclass(frozen=True)
@@ -137,9 +145,12 @@ def statistics(x: Any, y: Array, mean: Array, scale: Array) -> Statistics:
     return Statistics(n, mx + shift_x, my + shift_y, cov_xx, cov_xy)
 
 
-def solve(stats: Statistics, wd: Array, s: Settings) -> tuple[Array, Array]:
+def solve(
+    stats: Statistics, wd: Array, s: Settings, l1: Array | None = None
+) -> tuple[Array, Array]:
     """Every model's minimiser of F_k, in normalised units: weights (d, K), bias (K,)."""
     wd = np.asarray(wd, dtype=np.float64)
+    l1 = np.zeros_like(wd) if l1 is None else np.asarray(l1, dtype=np.float64)
     ridge = wd / 2
     share = 1.0 / (1.0 + s.bias_wd_mult * wd / 2) if s.use_bias else np.zeros_like(wd)
     m, my = stats.mean_x, stats.mean_y
@@ -160,6 +171,37 @@ def solve(stats: Statistics, wd: Array, s: Settings) -> tuple[Array, Array]:
         shifted = values[:, None] + ridge[models][None, :]
         inverse = np.where(shifted > floor, 1.0 / np.where(shifted > 0, shifted, 1.0), 0.0)
         w = vectors @ (inverse * (vectors.T @ rhs)[:, None])
+        sparse = l1[models] > 0
+        if sparse.any():
+            w[:, sparse] = _lasso(
+                matrix, rhs, ridge[models][sparse], l1[models][sparse], w[:, sparse]
+            )
         weights[:, models] = w
         bias[models] = a * (my - m @ w)
     return weights, bias
+
+
+def _lasso(matrix: Array, rhs: Array, ridge: Array, l1: Array, start: Array) -> Array:
+    """Minimise w^T A w - 2 rhs^T w + ridge |w|^2 + l1 |w|_1 for each column (model) of `start`:
+    per coordinate j, w_j = S(rhs_j - sum_{i != j} A_ji w_i, l1 / 2) / (A_jj + ridge), S the soft
+    threshold. `grad` keeps A w current, so each step costs one rank-one update."""
+    w = np.array(start, dtype=np.float64)
+    grad = matrix @ w
+    diagonal = np.diag(matrix)[:, None] + ridge[None, :]
+    threshold = l1 / 2
+    for _ in range(MAX_SWEEPS):
+        largest = 0.0
+        moved = 0.0
+        for j in range(matrix.shape[0]):
+            old = w[j].copy()
+            partial = rhs[j] - grad[j] + matrix[j, j] * old
+            new = np.sign(partial) * np.maximum(np.abs(partial) - threshold, 0.0) / diagonal[j]
+            change = new - old
+            if np.any(change):
+                grad += np.outer(matrix[:, j], change)
+                w[j] = new
+                moved = max(moved, float(np.abs(change).max()))
+            largest = max(largest, float(np.abs(new).max()))
+        if moved <= TOLERANCE * max(largest, 1e-12):
+            break
+    return w
