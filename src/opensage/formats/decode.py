@@ -34,6 +34,7 @@ from opensage.formats.wire import (
     TensorSpan,
     Unsupported,
     decode_varints,
+    decode_varints_at,
     walk_record,
 )
 
@@ -43,6 +44,7 @@ Labels: TypeAlias = npt.NDArray[Any] | None
 Rows = npt.NDArray[np.int64]
 _MIN_GROUP = 8  # records of one length before a template is worth building
 _MIN_WALK = 4  # records left before walking them together beats one by one
+_INT32_MAX = int(np.iinfo(np.int32).max)
 
 
 @dataclass
@@ -87,14 +89,30 @@ def decode_frames(
     ctx = _Context(frames, source, feature_key, label_key)
     out = _Decoded(len(frames))
     todo = np.ones(len(frames), dtype=bool)
-    for idx in _groups(frames.lengths):
-        _template_group(ctx, idx, out, todo)
+    if not _sparse_probe(ctx):
+        for idx in _groups(frames.lengths):
+            _template_group(ctx, idx, out, todo)
     remaining = np.flatnonzero(todo)
     if len(remaining) >= _MIN_WALK:
         _walk_rows(ctx, remaining, out, todo)
     for i in np.flatnonzero(todo).tolist():
         _single(ctx, i, out)
     return _assemble(ctx, out)
+
+
+def _sparse_probe(ctx: _Context) -> bool:
+    """Do the records look sparse (judged by the first)? Templates never take sparse rows, and
+    sparse rows vary in length: trying a template per length would cost more than the walk."""
+    frames = ctx.frames
+    if len(frames) < _MIN_GROUP or frames.lengths.min() == frames.lengths.max():
+        return False
+    start = int(frames.starts[0])
+    end = start + int(frames.lengths[0])
+    try:
+        fspan, _, _ = walk_record(frames.data, start, end, ctx.fkey, ctx.lkey)
+    except (Malformed, Unsupported):
+        return False
+    return fspan is not None and fspan.keys is not None
 
 
 def _groups(lengths: npt.NDArray[np.int64]) -> list[npt.NDArray[np.int64]]:
@@ -166,37 +184,78 @@ def _template_group(
     todo[rows] = False
 
 
-def _span_values(
-    buf: npt.NDArray[np.uint8], start: Rows, end: Rows, kind: int
-) -> tuple[npt.NDArray[Any], Rows] | None:
-    """The values of one packed field per row, concatenated, and the count per row; None if
-    any row's bytes are not whole items (callers pass only rows `_span_ok` accepted)."""
+@dataclass
+class _Packed:
+    """One packed field of the walked rows, gathered once: all its items and how many per row."""
+
+    items: npt.NDArray[Any]
+    counts: Rows
+
+
+@dataclass
+class _Fields:
+    """The tensor fields of the walked rows; labels by kind: (positions among the rows, field)."""
+
+    values: _Packed
+    keys: _Packed
+    shape: _Packed
+    labels: dict[int, tuple[Rows, _Packed]]
+
+
+def _read_packed(
+    buf: npt.NDArray[np.uint8], start: Rows, end: Rows, kind: int, guess: Rows | None = None
+) -> tuple[_Packed | None, npt.NDArray[np.bool_]]:
+    """One packed field per row (kind 0: keys or shape, uint64 varints), and per row whether
+    its bytes are whole items. The items are only returned when every row is whole, since only
+    then do concatenated varints line up with rows. `guess`: the likely varint count per row.
+    `Malformed` for an over-long varint."""
+    lengths = end - start
+    if kind not in (0, I32):
+        dtype = KIND_DTYPE[kind]
+        whole: npt.NDArray[np.bool_] = lengths % dtype.itemsize == 0
+        if not whole.all():
+            return None, whole
+        raw = gather(buf, start, end, dtype.itemsize)
+        values = raw.view(dtype) if len(raw) else np.empty(0, dtype)
+        return _Packed(_native(values), lengths // dtype.itemsize), whole
     raw = gather(buf, start, end)
-    lengths = end - start
+    ends = np.flatnonzero(raw < 0x80)
+    counts, whole = varint_counts(raw, ends, lengths, guess)
+    if not whole.all():
+        return None, whole
+    items = decode_varints_at(raw, ends) if len(raw) else np.empty(0, np.uint64)
     if kind == I32:
-        counts, _ = varint_counts(raw, lengths)
-        try:
-            return decode_varints(raw).view(np.int64).astype(np.int32), counts
-        except Malformed:
-            return None
-    if kind == 0:  # keys, shape: uint64 varints
-        counts, _ = varint_counts(raw, lengths)
-        try:
-            return decode_varints(raw), counts
-        except Malformed:
-            return None
-    dtype = KIND_DTYPE[kind]
-    values = raw.view(dtype) if len(raw) else np.empty(0, dtype)
-    return _native(values), lengths // dtype.itemsize
+        return _Packed(items.view(np.int64).astype(np.int32), counts), whole
+    return _Packed(items, counts), whole
 
 
-def _span_ok(buf: npt.NDArray[np.uint8], start: Rows, end: Rows, kind: int) -> npt.NDArray[Any]:
-    """Per row: do its bytes hold whole items (fixed width) or whole varints (kind 0 or I32)?"""
-    lengths = end - start
-    if kind in (0, I32):
-        return varint_counts(gather(buf, start, end), lengths)[1]
-    ok: npt.NDArray[np.bool_] = lengths % KIND_DTYPE[kind].itemsize == 0
-    return ok
+def _read_fields(
+    buf: npt.NDArray[np.uint8], spans: BatchSpans, idx: Rows, kind: int
+) -> tuple[_Fields | None, npt.NDArray[np.bool_]]:
+    """Every field of rows `idx` (positions in the walk), and which rows are whole throughout;
+    None unless all are."""
+    v, k, sh, lv = spans.values, spans.keys, spans.shape, spans.label_values
+    whole = np.ones(len(idx), dtype=bool)
+    values, ok = _read_packed(buf, v.start[idx], v.end[idx], kind)
+    whole &= ok
+    # Likely counts: a key per value, a one-number shape.
+    keys, ok = _read_packed(buf, k.start[idx], k.end[idx], 0, values.counts if values else None)
+    whole &= ok
+    start, end = sh.start[idx], sh.end[idx]
+    shape, ok = _read_packed(buf, start, end, 0, (end > start).astype(np.int64))
+    whole &= ok
+    labels: dict[int, tuple[Rows, _Packed]] = {}
+    has = spans.has_label[idx]
+    label_kind = spans.label_kind[idx]
+    for lkind in _distinct(label_kind[has]):
+        at = np.flatnonzero(has & (label_kind == lkind))
+        got, ok = _read_packed(buf, lv.start[idx[at]], lv.end[idx[at]], int(lkind))
+        whole[at] &= ok
+        if got is not None:
+            labels[int(lkind)] = (at, got)
+    if values is None or keys is None or shape is None or not whole.all():
+        return None, whole
+    return _Fields(values, keys, shape, labels), whole
 
 
 def _walk_rows(ctx: _Context, rows: Rows, out: _Decoded, todo: npt.NDArray[np.bool_]) -> None:
@@ -208,12 +267,11 @@ def _walk_rows(ctx: _Context, rows: Rows, out: _Decoded, todo: npt.NDArray[np.bo
         spans = walk_batch(buf, starts, starts + frames.lengths[rows], ctx.fkey, ctx.lkey)
     except ValueError:
         return
-    for kind in np.unique(spans.kind[spans.ok]).tolist():
-        _walk_kind(ctx, buf, rows, spans, spans.ok & (spans.kind == kind), int(kind), out, todo)
+    for kind in _distinct(spans.kind[spans.ok]):
+        _walk_kind(buf, rows, spans, spans.ok & (spans.kind == kind), int(kind), out, todo)
 
 
 def _walk_kind(
-    ctx: _Context,
     buf: npt.NDArray[np.uint8],
     rows: Rows,
     spans: BatchSpans,
@@ -222,74 +280,107 @@ def _walk_kind(
     out: _Decoded,
     todo: npt.NDArray[np.bool_],
 ) -> None:
-    v, k, sh, lv = spans.values, spans.keys, spans.shape, spans.label_values
-    # Validity first, per row, so that concatenated varints always line up.
-    sel = sel.copy()
-    sel[sel] &= _span_ok(buf, v.start[sel], v.end[sel], kind)
-    sel[sel] &= _span_ok(buf, k.start[sel], k.end[sel], 0)
-    sel[sel] &= _span_ok(buf, sh.start[sel], sh.end[sel], 0)
-    for lkind in np.unique(spans.label_kind[sel & spans.has_label]).tolist():
-        lrows = sel & spans.has_label & (spans.label_kind == lkind)
-        sel[lrows] &= _span_ok(buf, lv.start[lrows], lv.end[lrows], int(lkind))
+    """Decode the walked rows `sel` whose features are of `kind`. Rows whose fields are not
+    whole items are left to the per-record path; so is every row if a varint is malformed."""
     idx = np.flatnonzero(sel)
-    if not len(idx):
+    try:
+        fields, whole = _read_fields(buf, spans, idx, kind)
+        if fields is None:
+            idx = idx[whole]  # wholeness is per row: the rest now line up
+            fields, _ = _read_fields(buf, spans, idx, kind)
+    except Malformed:
         return
-    got = _span_values(buf, v.start[idx], v.end[idx], kind)
-    kgot = _span_values(buf, k.start[idx], k.end[idx], 0)
-    sgot = _span_values(buf, sh.start[idx], sh.end[idx], 0)
-    if got is None or kgot is None or sgot is None:
+    if fields is None or not len(idx):
         return
-    values, counts = got
-    keys, kcounts = kgot
-    shape_values, scounts = sgot
-    keyed = k.present[idx]
-    # Widths from a one-number shape; other shapes (matrices) go the per-record way.
+    good, sparse, widths = _classify(spans, idx, fields)
+    _emit_features(rows[idx], fields, good, sparse, widths, out)
+    _emit_labels(rows[idx], spans.has_label[idx], fields, good, out)
+    todo[rows[idx[good]]] = False
+
+
+def _classify(
+    spans: BatchSpans, idx: Rows, fields: _Fields
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_], Rows]:
+    """Per row: decodable here (`good`), sparse, and its width (from a one-number shape; other
+    shapes, matrices, go the per-record way)."""
+    counts, kcounts, scounts = fields.values.counts, fields.keys.counts, fields.shape.counts
+    keyed = spans.keys.present[idx]
     widths = np.zeros(len(idx), dtype=np.int64)
     one = scounts == 1
-    widths[one] = shape_values[np.cumsum(scounts)[one] - 1].astype(np.int64)
+    widths[one] = fields.shape.items[np.cumsum(scounts)[one] - 1].astype(np.int64)
     empty_sparse = ~keyed & (counts == 0) & one & (widths > 0)
     sparse = keyed | empty_sparse
     good = ~keyed | ((kcounts == counts) & one)
     if keyed.any():
-        key_rows = np.repeat(np.arange(len(idx)), kcounts)
-        too_big = np.zeros(len(idx), dtype=bool)
-        too_big[key_rows[keys >= np.repeat(widths, kcounts).astype(np.uint64)]] = True
-        good &= ~too_big
-    flat_good = np.repeat(good, counts)
-    # Features.
+        good &= ~_too_big(fields.keys.items, kcounts, widths)
+    return good, sparse, widths
+
+
+def _too_big(keys: npt.NDArray[np.uint64], counts: Rows, widths: Rows) -> npt.NDArray[np.bool_]:
+    """Per row: is a key outside its width? One comparison when none is (the usual case), else
+    each row's largest key."""
+    too_big = np.zeros(len(counts), dtype=bool)
+    has = np.flatnonzero(counts > 0)
+    if not len(has):
+        return too_big
+    limits = widths[has].astype(np.uint64)
+    if keys.max() < limits.min():
+        return too_big
+    first = np.cumsum(counts)[has] - counts[has]
+    too_big[has] = np.maximum.reduceat(keys, first) >= limits
+    return too_big
+
+
+def _emit_features(
+    rows: Rows,
+    fields: _Fields,
+    good: npt.NDArray[np.bool_],
+    sparse: npt.NDArray[np.bool_],
+    widths: Rows,
+    out: _Decoded,
+) -> None:
+    values, counts = fields.values.items, fields.values.counts
+    keys, kcounts = fields.keys.items, fields.keys.counts
     sp = sparse & good
+    if sp.all():
+        out.sparse.append((rows, counts, keys.view(np.int64), values, widths))
+        return
     if sp.any():
-        flat_keys_good = np.repeat(good[keyed], kcounts[keyed])
         out.sparse.append(
             (
-                rows[idx[sp]],
+                rows[sp],
                 counts[sp],
-                keys[flat_keys_good].astype(np.int64),
-                values[flat_good & np.repeat(sparse, counts)],
+                keys[np.repeat(good, kcounts)].astype(np.int64),
+                values[np.repeat(sp, counts)],
                 widths[sp],
             )
         )
     dense = ~sparse & good
-    for width in np.unique(counts[dense]).tolist():
+    for width in _distinct(counts[dense]):
         these = dense & (counts == width)
         block = values[np.repeat(these, counts)].reshape(int(these.sum()), width)
-        out.dense.append((rows[idx[these]], block))
-    # Labels.
-    labelled = spans.has_label[idx] & good
-    for lkind in np.unique(spans.label_kind[idx][labelled]).tolist():
-        these = labelled & (spans.label_kind[idx] == lkind)
-        lgot = _span_values(buf, lv.start[idx[these]], lv.end[idx[these]], int(lkind))
-        if lgot is None:
-            raise ctx.error(int(rows[idx[these]][0]), "label values are malformed")
-        lvalues, lcounts = lgot
-        for width in np.unique(lcounts).tolist():
+        out.dense.append((rows[these], block))
+
+
+def _emit_labels(
+    rows: Rows,
+    has_label: npt.NDArray[np.bool_],
+    fields: _Fields,
+    good: npt.NDArray[np.bool_],
+    out: _Decoded,
+) -> None:
+    for at, packed in fields.labels.values():
+        keep = good[at]
+        lvalues = packed.items if keep.all() else packed.items[np.repeat(keep, packed.counts)]
+        lcounts = packed.counts[keep]
+        lrows = rows[at[keep]]
+        for width in _distinct(lcounts):
             sub = lcounts == width
-            block = lvalues[np.repeat(sub, lcounts)].reshape(int(sub.sum()), width)
-            out.labels.append((rows[idx[these]][sub], block))
-    unlabelled = good & ~spans.has_label[idx]
+            block = lvalues if sub.all() else lvalues[np.repeat(sub, lcounts)]
+            out.labels.append((lrows[sub], block.reshape(int(sub.sum()), width)))
+    unlabelled = good & ~has_label
     if unlabelled.any():
-        out.unlabelled.append(int(rows[idx[unlabelled]].min()))
-    todo[rows[idx[good]]] = False
+        out.unlabelled.append(int(rows[unlabelled].min()))
 
 
 def _same_structure(
@@ -310,6 +401,17 @@ def _same_structure(
     rows = structure.view(np.dtype((np.void, structure.shape[1])))[:, 0]
     same: npt.NDArray[np.bool_] = rows == rows[0]
     return same
+
+
+def _distinct(values: Rows) -> list[int]:
+    """The distinct values, ascending; usually there is just one, which min == max tells
+    without sorting or hashing."""
+    if not len(values):
+        return []
+    low = int(values.min())
+    if low == int(values.max()):
+        return [low]
+    return [int(v) for v in np.unique(values).tolist()]
 
 
 def _native(values: npt.NDArray[Any]) -> npt.NDArray[Any]:
@@ -477,6 +579,10 @@ def _assemble_sparse(out: _Decoded) -> scipy.sparse.csr_matrix:
     """One CSR matrix from dense and sparse blocks, rows in record order, without a Python step
     per row: each block's entries are scattered to their rows' places in one go."""
     n = out.n
+    if len(out.sparse) == 1 and not out.dense:
+        rows, counts, cols, vals, widths = out.sparse[0]
+        if len(rows) == n and np.array_equal(rows, np.arange(n)):
+            return _csr(vals, cols, counts, widths)
     parts = list(out.sparse)
     for rows, values in out.dense:
         k, d = values.shape
@@ -508,3 +614,16 @@ def _assemble_sparse(out: _Decoded) -> scipy.sparse.csr_matrix:
         cols[dest] = pcols
         vals[dest] = pvals
     return scipy.sparse.csr_matrix((vals, cols, indptr), shape=(n, width))
+
+
+def _csr(
+    vals: npt.NDArray[Any], cols: npt.NDArray[np.int64], counts: Rows, widths: Rows
+) -> scipy.sparse.csr_matrix:
+    """One block holding every row in order is already in CSR order: no scattering."""
+    indptr = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    width = int(widths.max()) if len(widths) else 0
+    if max(len(counts), width, int(indptr[-1])) <= _INT32_MAX:
+        # scipy would check every index and pick int32 itself; every key is below `width`.
+        indptr, cols = indptr.astype(np.int32), cols.astype(np.int32)
+    return scipy.sparse.csr_matrix((vals, cols, indptr), shape=(len(counts), width))

@@ -76,16 +76,40 @@ def decode_varints(data: U8Array) -> U64Array:
         return b.astype(np.uint64)
     if not last[-1]:
         raise Malformed("truncated varint")
-    ends = np.flatnonzero(last)
+    return decode_varints_at(b, np.flatnonzero(last))
+
+
+def decode_varints_at(b: U8Array, ends: npt.NDArray[np.intp]) -> U64Array:
+    """The varints of `b` whose last bytes are `ends` (all of them, the last at `b[-1]`).
+
+    Callers that also need the ends (to count varints per record) find them once. Each varint is
+    assembled from one gather per byte position of the longest, so the work is a few passes over
+    the varints, not index arrays over every byte: keys and shapes are mostly 1-2 bytes long.
+    """
+    cont = b >= 0x80
+    if not (cont[1:] & cont[:-1]).any():
+        return _decode_short(b, cont, ends)
     starts = np.empty_like(ends)
-    starts[0] = 0
+    starts[:1] = 0
     starts[1:] = ends[:-1] + 1
-    lengths = ends - starts + 1
-    if int(lengths.max()) > 10:
+    lengths = ends - starts
+    longest = int(lengths.max(initial=0)) + 1
+    if longest > 10:
         raise Malformed("varint longer than 10 bytes")
-    position = np.arange(b.size) - np.repeat(starts, lengths)
-    parts = (b & 0x7F).astype(np.uint64) << _SHIFTS[position]
-    return np.add.reduceat(parts, starts)
+    out = (b[starts] & 0x7F).astype(np.uint64)
+    for k in range(1, longest):
+        part = (b[np.minimum(starts + k, ends)] & 0x7F).astype(np.uint64) << _SHIFTS[k]
+        out |= part * (lengths >= k)
+    return out
+
+
+def _decode_short(b: U8Array, cont: npt.NDArray[np.bool_], ends: npt.NDArray[np.intp]) -> U64Array:
+    """Varints of 1 or 2 bytes (no two continuation bytes in a row), in 16-bit arithmetic over
+    the bytes: each last byte, joined to the byte before when that one continues into it."""
+    wide = b.astype(np.uint16)
+    step = cont[:-1].view(np.uint8)
+    wide[1:] = (wide[1:] << (step * np.uint8(7))) | ((wide[:-1] & 0x7F) * step)
+    return wide[ends].astype(np.uint64)
 
 
 def _key(key: str) -> bytes:
