@@ -149,7 +149,7 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
     args = parser.parse_args()
     if args.threads:
-        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+        from threadpoolctl import threadpool_limits
 
         threadpool_limits(args.threads)
         for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):

@@ -82,5 +82,5 @@ def test_builtin_images_of_any_region_run_their_algorithm(
         program = resolve(image, hyperparameters)
         assert program.command[-3:] == ["-m", f"opensage.algorithms.{name}", "train"]
         assert program.algorithm == name
-    with pytest.raises(ValidationError, match="^Hyperparameter '"):
+    with pytest.raises(ValidationError, match=r"^Hyperparameter '"):
         resolve(f"{repository}:1", {**hyperparameters, "no_such": "1"})
