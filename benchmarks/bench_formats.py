@@ -18,7 +18,8 @@ Same files, same run, medians of `--runs` timed reads (after one untimed warm-up
    dtype=float32)`.
 
 Each reader opens the file itself; files sit in the page cache after the warm-up. `--write`
-replaces the `## Formats:` section of benchmarks/RESULTS.md with this run's table.
+replaces this script's `## Formats: ... read throughput` section of benchmarks/RESULTS.md with
+this run's table.
 """
 
 from __future__ import annotations
@@ -248,9 +249,10 @@ cd /work/main && .venv/bin/python benchmarks/bench_formats.py {flags} --write
 {table}
 """
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    pattern = re.compile(r"## Formats:.*?(?=\n## |\Z)", re.S)
+    # Only this script's own section: the hand-written "## Formats: ..." notes stay.
+    pattern = re.compile(re.escape(title) + r".*?(?=\n## |\Z)", re.S)
     if pattern.search(text):
-        text = pattern.sub(section.rstrip() + "\n", text)
+        text = pattern.sub(lambda _: section.rstrip() + "\n", text, count=1)
     else:
         text = text.rstrip() + "\n\n" + section
     RESULTS.write_text(text)
