@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import tarfile
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 import xgboost
 from sklearn.datasets import dump_svmlight_file, load_breast_cancer, load_svmlight_file
 
-from opensage.formats.tensors import encode_dense
+from opensage.formats.tensors import encode_dense, read_record_messages
 from tests.integration.conftest import (
     ROLE,
     XGBOOST_IMAGE,
@@ -19,6 +20,7 @@ from tests.integration.conftest import (
     s3_channel,
     wait_final,
 )
+from tests.integration.hosting import delete, deploy, variant
 
 
 @pytest.fixture(scope="module")
@@ -220,3 +222,75 @@ def test_malformed_data_fails_the_job_naming_channel_file_and_record(
     assert desc["FailureReason"].startswith(
         f"ClientError: Could not read file 'part/{file}' of channel 'train': {where}"
     ), desc["FailureReason"]
+
+
+def test_xgboost_model_from_recordio_answers_every_format(
+    server: Clients, data: tuple[np.ndarray, np.ndarray]
+) -> None:
+    x, y = data
+    x32, y32 = x.astype(np.float32), y.astype(np.float32)
+    prefix = f"xgb-formats-{server.runtime}"
+    upload(server, f"{prefix}/train/shard-0", encode_dense(x32[:150], y32[:150]))
+    params = {"objective": "binary:logistic", "max_depth": "3", "seed": "0"}
+    server.sagemaker.create_training_job(
+        TrainingJobName=prefix,
+        RoleArn=ROLE,
+        AlgorithmSpecification={"TrainingImage": XGBOOST_IMAGE, "TrainingInputMode": "File"},
+        HyperParameters={**params, "num_round": "4"},
+        InputDataConfig=[
+            s3_channel("train", f"s3://data/{prefix}/train/", "application/x-recordio-protobuf")
+        ],
+        OutputDataConfig={"S3OutputPath": "s3://data/xgb-out"},
+        ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1},
+    )
+    desc = wait_final(server, prefix)
+    assert desc["TrainingJobStatus"] == "Completed", desc.get("FailureReason")
+    rows = x32[150:155]
+    booster = load_model(server, desc["ModelArtifacts"]["S3ModelArtifacts"])
+    expected = booster.predict(xgboost.DMatrix(rows))
+    server.sagemaker.create_model(
+        ModelName=prefix,
+        PrimaryContainer={
+            "Image": XGBOOST_IMAGE,
+            "ModelDataUrl": desc["ModelArtifacts"]["S3ModelArtifacts"],
+        },
+        ExecutionRoleArn=ROLE,
+    )
+    deploy(server, prefix, [variant(prefix)])
+    requests = {
+        "text/csv": _features_csv(rows),
+        "text/libsvm": as_libsvm(rows, np.zeros(len(rows))),
+        "application/x-recordio-protobuf": encode_dense(rows),
+    }
+    try:
+        for content_type, body in requests.items():
+            for accept in ("text/csv", "application/json", "application/jsonlines",
+                           "application/x-recordio-protobuf"):  # fmt: skip
+                response = server.runtime_client.invoke_endpoint(
+                    EndpointName=prefix, Body=body, ContentType=content_type, Accept=accept
+                )
+                assert response["ContentType"] == accept
+                scores = _scores(response["Body"].read(), accept)
+                np.testing.assert_allclose(scores, expected, rtol=1e-5, err_msg=content_type)
+    finally:
+        delete(server, prefix)
+        server.sagemaker.delete_model(ModelName=prefix)
+
+
+def _features_csv(rows: np.ndarray) -> bytes:
+    return "".join(",".join(repr(float(v)) for v in row) + "\n" for row in rows).encode()
+
+
+def _scores(body: bytes, accept: str) -> list[float]:
+    """The score of each row, whatever the answer's documented shape."""
+    if accept == "text/csv":
+        return [float(line) for line in body.decode().splitlines()]
+    if accept == "application/json":
+        document = json.loads(body)
+        assert list(document) == ["predictions"]
+        return [p["score"] for p in document["predictions"]]
+    if accept == "application/jsonlines":
+        return [json.loads(line)["score"] for line in body.decode().splitlines()]
+    records = read_record_messages(body)
+    assert all(list(r.label) == ["score"] and not r.features for r in records)
+    return [r.label["score"].float32_tensor.values[0] for r in records]
