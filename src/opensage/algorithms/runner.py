@@ -24,14 +24,21 @@ Train = Callable[[TrainingEnv], None]
 
 def main(algorithm: Algorithm, train: Train, argv: Sequence[str] | None = None) -> int:
     """Entry point: the one argument is `train`, as in `docker run <image> train`."""
+    if not started(algorithm.name, argv):
+        return 2
+    return run(algorithm, train, MLPaths.from_env())
+
+
+def started(name: str, argv: Sequence[str] | None = None) -> bool:
+    """Check the command line (`train`, else print the usage) and set up logging to stderr."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args != ["train"]:
-        print(f"usage: python -m opensage.algorithms.{algorithm.name} train", file=sys.stderr)
-        return 2
+        print(f"usage: python -m opensage.algorithms.{name} train", file=sys.stderr)
+        return False
     logging.basicConfig(
         stream=sys.stderr, level=logging.INFO, format="[%(asctime)s %(levelname)s] %(message)s"
     )
-    return run(algorithm, train, MLPaths.from_env())
+    return True
 
 
 def run(algorithm: Algorithm, train: Train, paths: MLPaths) -> int:

@@ -22,6 +22,7 @@ import scipy.sparse as sp
 import xgboost as xgb
 from sklearn.datasets import load_svmlight_file
 
+from opensage.algorithms.env import describe_record_error
 from opensage.algorithms.xgboost.channels import CSV, RECORDIO, Channel
 from opensage.algorithms.xgboost.errors import UserError
 from opensage.formats.csv import read_csv
@@ -145,21 +146,8 @@ def _locate_csv_problem(text: str) -> str | None:
     try:
         read_csv(text.encode("utf-8"), label_size=0, dtype=np.float64)
     except RecordError as exc:
-        return _where(exc)
+        return describe_record_error(exc)
     return None
-
-
-def _where(exc: RecordError) -> str:
-    """`record 3 at byte 120: <problem>`, without the file (the caller names it)."""
-    where = " ".join(
-        part
-        for part in (
-            f"record {exc.record}" if exc.record is not None else "",
-            f"at byte {exc.offset}" if exc.offset is not None else "",
-        )
-        if part
-    )
-    return f"{where}: {exc.message}" if where else exc.message
 
 
 def _delimiter(text: str) -> str:
@@ -261,8 +249,9 @@ def _read_recordio(channel: Channel, path: Path) -> Dataset:
     except RecordError as exc:
         raise UserError(
             f"Could not read file '{where}' of channel '{channel.name}': "
-            f"{_where(exc)}. RecordIO-protobuf data must be records as the SageMaker SDK's "
-            "write_numpy_to_dense_tensor / write_spmatrix_to_sparse_tensor write them."
+            f"{describe_record_error(exc)}. RecordIO-protobuf data must be records as the "
+            "SageMaker SDK's write_numpy_to_dense_tensor / write_spmatrix_to_sparse_tensor "
+            "write them."
         ) from None
     except (OSError, EOFError, zlib.error) as exc:
         raise _fail(channel, path, str(exc)) from None

@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final
 
-from opensage.algorithms.runner import fail, summary
+from opensage.algorithms.runner import fail, started, summary
 from opensage.algorithms.xgboost import channels
 from opensage.algorithms.xgboost.errors import UserError
 from opensage.algorithms.xgboost.hyperparameters import HyperparameterError, Value, validate
@@ -24,21 +24,13 @@ from opensage.contract import MLPaths
 if TYPE_CHECKING:
     import xgboost as xgb
 
-USAGE: Final = "usage: python -m opensage.algorithms.xgboost train"
 MODEL_FILE: Final = "xgboost-model"
 log = logging.getLogger("opensage.algorithms.xgboost")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: the one argument is `train`, as in `docker run <image> train`."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if args != ["train"]:
-        print(USAGE, file=sys.stderr)
-        return 2
-    logging.basicConfig(
-        stream=sys.stderr, level=logging.INFO, format="[%(asctime)s %(levelname)s] %(message)s"
-    )
-    return run(MLPaths.from_env())
+    return run(MLPaths.from_env()) if started("xgboost", argv) else 2
 
 
 def run(paths: MLPaths) -> int:
