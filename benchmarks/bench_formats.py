@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import statistics
 import subprocess
 import sys
@@ -45,9 +44,7 @@ import scipy.sparse
 
 from opensage.formats.csv import encode_csv, read_csv
 from opensage.formats.tensors import encode_dense, encode_sparse, read_batches, read_tensors
-
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+from results import replace_section
 
 SDK_SCRIPT = r"""
 import json, sys, time, statistics
@@ -248,15 +245,7 @@ cd /work/main && .venv/bin/python benchmarks/bench_formats.py {flags} --write
 
 {table}
 """
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    # Only this script's own section: the hand-written "## Formats: ..." notes stay.
-    pattern = re.compile(re.escape(title) + r".*?(?=\n## |\Z)", re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section.rstrip() + "\n", text, count=1)
-    else:
-        text = text.rstrip() + "\n\n" + section
-    RESULTS.write_text(text)
-    print(f"wrote {RESULTS}")
+    replace_section(title, section)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import statistics
 import subprocess
 import sys
@@ -47,9 +46,8 @@ from sklearn.datasets import make_blobs
 from opensage.algorithms.kmeans.model import KMeansModel, Settings, fit
 from opensage.contract import MLPaths
 from opensage.formats.tensors import encode_dense
+from results import replace_section
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 TITLE = "## Built-ins: K-Means (benchmarks/bench_kmeans.py)"
 K = 10
 BATCH = 5000
@@ -196,14 +194,7 @@ cd /work/main && .venv/bin/python {command}
 
 {chr(10).join("- " + line for line in verdict)}
 """
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    pattern = re.compile(re.escape(TITLE) + r".*?(?=\n## |\Z)", re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section.rstrip() + "\n", text)
-    else:
-        text = text.rstrip() + "\n\n" + section
-    RESULTS.write_text(text)
-    print(f"wrote {RESULTS}")
+    replace_section(TITLE, section)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import statistics
 import subprocess
 import sys
@@ -50,9 +49,8 @@ from opensage.algorithms.linear_learner import core
 from opensage.algorithms.linear_learner.config import settings
 from opensage.algorithms.linear_learner.model import LinearModel
 from opensage.formats.tensors import encode_dense
+from results import replace_section
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 TITLE = "## Built-ins: Linear Learner (benchmarks/bench_linear_learner.py)"
 Array = np.ndarray[Any, Any]
 
@@ -272,14 +270,7 @@ cd /work/main && .venv/bin/python benchmarks/bench_linear_learner.py --runs {arg
 
 {body}
 """
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    pattern = re.compile(re.escape(TITLE) + r".*?(?=\n## |\Z)", re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section.rstrip() + "\n", text)
-    else:
-        text = text.rstrip() + "\n\n" + section
-    RESULTS.write_text(text)
-    print(f"wrote {RESULTS}")
+    replace_section(TITLE, section)
 
 
 if __name__ == "__main__":

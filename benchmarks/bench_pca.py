@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import statistics
 import subprocess
 import sys
@@ -46,9 +45,8 @@ from sklearn.decomposition import PCA
 from opensage.algorithms.pca.model import PCAModel, fit_randomized, fit_regular
 from opensage.contract import MLPaths
 from opensage.formats.tensors import encode_dense
+from results import replace_section
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 TITLE = "## Built-ins: PCA (benchmarks/bench_pca.py)"
 COMPONENTS = 10
 FEATURES = 100
@@ -248,14 +246,7 @@ cd /work/main && .venv/bin/python {command}
 
 {verdict}
 """
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    pattern = re.compile(re.escape(TITLE) + r".*?(?=\n## |\Z)", re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section.rstrip() + "\n", text)
-    else:
-        text = text.rstrip() + "\n\n" + section
-    RESULTS.write_text(text)
-    print(f"wrote {RESULTS}")
+    replace_section(TITLE, section)
 
 
 if __name__ == "__main__":
