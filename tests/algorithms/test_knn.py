@@ -24,7 +24,8 @@ from sklearn.model_selection import train_test_split
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor, NearestNeighbors
 
 from opensage.algorithms.base import HyperparameterError
-from opensage.algorithms.knn.index import IVFIndex
+from opensage.algorithms.knn import index as knn_index
+from opensage.algorithms.knn.index import FlatIndex, IVFIndex, Sieve, kth_bound
 from opensage.algorithms.knn.model import (
     META_FILE,
     IndexConfig,
@@ -129,6 +130,90 @@ def test_many_duplicates_stay_exact_and_bounded() -> None:
     assert found.positions.tolist() == [[20_000, 20_001, 20_002]] * 300
 
 
+# --- the flat search's selection ------------------------------------------------------------------
+
+
+def brute_force(x: Array, q: Array, k: int, metric: str) -> tuple[Array, Array]:
+    """The k smallest float64 distances per query, ties to the lower position (stable sort)."""
+    x64, q64 = x.astype(np.float64), q.astype(np.float64)
+    if metric == "L2":
+        distances = ((q64[:, None, :] - x64[None, :, :]) ** 2).sum(axis=2)
+    else:
+        distances = -(q64 @ x64.T)
+    order = np.argsort(distances, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(distances, order, axis=1), order
+
+
+@pytest.mark.parametrize("metric", ["L2", "INNER_PRODUCT"])
+@pytest.mark.parametrize(("block", "tile"), [(1, 8), (3, 24), (7, 40), (512, 512), (64, 4096)])
+def test_flat_search_equals_a_stable_brute_force_with_many_ties(
+    metric: str, block: int, tile: int
+) -> None:
+    rng = np.random.default_rng(11)
+    x = rng.integers(-2, 3, size=(1003, 5)).astype(np.float32)  # integer distances: many ties
+    q = rng.integers(-2, 3, size=(37, 5)).astype(np.float32)
+    index = FlatIndex(x, metric)
+    for k in (1, 2, 10, 90, 400, 1003, 2000):  # up to more than any query's candidates
+        found = index.search(q, k, block=block, tile=tile)
+        distances, positions = brute_force(x, q, min(k, len(x)), metric)
+        np.testing.assert_array_equal(found.positions, positions)
+        np.testing.assert_array_equal(found.distances, distances)
+
+
+def test_flat_search_cut_back_at_every_tile_stays_exact(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(knn_index, "CANDIDATE_BUDGET", 16)  # shortlist after every tile
+    rng = np.random.default_rng(12)
+    x = rng.integers(0, 3, size=(700, 3)).astype(np.float32)
+    q = rng.integers(0, 3, size=(20, 3)).astype(np.float32)
+    for k in (1, 5, 50):
+        found = FlatIndex(x, "L2").search(q, k, block=8, tile=16)
+        distances, positions = brute_force(x, q, k, "L2")
+        np.testing.assert_array_equal(found.positions, positions)
+        np.testing.assert_array_equal(found.distances, distances)
+
+
+def test_flat_search_of_no_queries_and_of_fewer_rows_than_k() -> None:
+    index = FlatIndex(np.eye(3, dtype=np.float32), "L2")
+    assert index.search(np.zeros((0, 3), np.float32), 2).positions.shape == (0, 2)
+    assert index.search(np.zeros((2, 3), np.float32), 5).positions.tolist() == [[0, 1, 2]] * 2
+
+
+@pytest.mark.parametrize("k", [1, 3, 10])
+def test_kth_bound_is_never_below_the_kth_smallest(k: int) -> None:
+    rng = np.random.default_rng(13)
+    for scores in (
+        rng.normal(size=(50, 1000)).astype(np.float32),
+        rng.integers(0, 4, size=(50, 1000)).astype(np.float32),  # ties
+        rng.normal(size=(50, 2 * k)).astype(np.float32),  # too few for groups: exact
+    ):
+        kth = np.partition(scores, k - 1, axis=1)[:, k - 1]
+        bound = kth_bound(scores, k)
+        assert np.all(bound >= kth)
+        if scores.shape[1] < 2 * knn_index.PROBE_GROUPS * k:
+            np.testing.assert_array_equal(bound, kth)
+
+
+def test_sieve_keeps_exactly_the_non_positive_products() -> None:
+    rng = np.random.default_rng(14)
+    sieve = Sieve(6, 16)
+    offsets = np.arange(6, dtype=np.float32)
+    expected: list[tuple[int, int, float]] = []
+    for start in (0, 16, 32):
+        products = rng.integers(-1, 6, size=(6, 16)).astype(np.float32)
+        products[0, 0], products[1, 1], products[2, 2] = -0.0, np.nan, 0.0
+        sieve.products[:] = products
+        sieve.scan(start)
+        for row, column in zip(*np.nonzero(products <= 0), strict=True):
+            expected.append((int(row), start + int(column), float(products[row, column] + row)))
+    found = sieve.candidates(offsets)
+    got = sorted(
+        zip(found.rows.tolist(), found.positions.tolist(), found.scores.tolist(), strict=True)
+    )
+    assert got == sorted(expected)
+    assert sieve.held == 0
+    assert len(sieve.candidates(offsets).rows) == 0
+
+
 # --- approximate indexes -------------------------------------------------------------------------
 
 
@@ -149,6 +234,7 @@ def test_ivf_flat_reaches_the_recall_target(metric: str) -> None:
     assert isinstance(ivf.index, IVFIndex)
     assert ivf.settings.nprobe is not None
     assert 1 <= ivf.settings.nprobe < 70
+    assert isinstance(flat.index, FlatIndex)
     stored = ivf.index.rows
     assert stored is not None
     # positions differ (IVF stores rows by list): compare the rows themselves
