@@ -235,7 +235,10 @@ def _fit_exact(
     keeps its default threads: the statistics pass multiplies large blocks."""
     labels = (y - scaler.label_mean) / scaler.label_scale
     stats = exact.statistics(x, labels, scaler.mean, scaler.scale)
-    weights, bias = exact.solve(stats, models.wd, s, models.l1)
+    # The d x d solves are tiny: BLAS threads would only add their start-up (20 ms for a 50 x 50
+    # eigendecomposition on a busy machine, 100x the work).
+    with threadpool_limits(limits=1, user_api="blas"):
+        weights, bias = exact.solve(stats, models.wd, s, models.l1)
     weights, bias = _fold(weights, bias, scaler)
     model, loss = _choose(s, models, weights, bias, select_x, select_y)
     model.info["solver"] = "exact"
