@@ -84,6 +84,22 @@ def timed(fn: Callable[[], Any], runs: int) -> list[float]:
     return times
 
 
+def interleaved(
+    first: Callable[[], Any], second: Callable[[], Any], runs: int
+) -> tuple[list[float], list[float]]:
+    """Both readers timed in alternation (after one warm-up each), so that the shared machine's
+    load drifts over both alike rather than over whichever ran second."""
+    first()
+    second()
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(runs):
+        for fn, out in ((first, times[0]), (second, times[1])):
+            start = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - start)
+    return times
+
+
 def sdk_times(python: str, path: Path, runs: int, convert: bool) -> dict[str, Any]:
     env = {**os.environ, "SAGEMAKER_SUPPRESS_V2_WARNING": "1"}
     proc = subprocess.run(
@@ -131,6 +147,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--sdk-python", default="/tmp/sm-sdk-venv/bin/python")
     parser.add_argument("--quick", action="store_true", help="10x smaller files")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="alternations of the SDK's runs and ours"
+    )
     parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
     args = parser.parse_args()
 
@@ -147,18 +166,6 @@ def main() -> None:
             size = path.stat().st_size
             have_sdk = Path(args.sdk_python).exists()
             base = None
-            if have_sdk:
-                sdk = sdk_times(args.sdk_python, path, args.runs, convert=False)
-                sdk_version = sdk["version"]
-                assert sdk["records"] == n
-                base = statistics.median(sdk["times"])
-                lines.append(
-                    row(f"{kind}: SDK read_records (reference)", sdk["times"], size, n, None)
-                )
-                conv = sdk_times(args.sdk_python, path, args.runs, convert=True)
-                lines.append(
-                    row(f"{kind}: SDK read_records + to numpy", conv["times"], size, n, base)
-                )
 
             def whole(path: Path = path) -> None:
                 with path.open("rb") as f:
@@ -169,7 +176,24 @@ def main() -> None:
                     for _ in read_batches(f):
                         pass
 
-            whole_times = timed(whole, args.runs)
+            # Rounds of the SDK's runs then ours, pooled: the shared machine's load drifts over
+            # both alike rather than over whichever ran in a quieter minute.
+            sdk_pool: list[float] = []
+            whole_times: list[float] = []
+            for _ in range(args.rounds):
+                if have_sdk:
+                    sdk = sdk_times(args.sdk_python, path, args.runs, convert=False)
+                    sdk_version = sdk["version"]
+                    assert sdk["records"] == n
+                    sdk_pool += sdk["times"]
+                whole_times += timed(whole, args.runs)
+            if have_sdk:
+                base = statistics.median(sdk_pool)
+                lines.append(row(f"{kind}: SDK read_records (reference)", sdk_pool, size, n, None))
+                conv = sdk_times(args.sdk_python, path, args.runs, convert=True)
+                lines.append(
+                    row(f"{kind}: SDK read_records + to numpy", conv["times"], size, n, base)
+                )
             if base:
                 ratios[kind] = base / statistics.median(whole_times)
             lines.append(row(f"{kind}: opensage read_tensors", whole_times, size, n, base))
@@ -192,8 +216,7 @@ def main() -> None:
             with path.open("rb") as f:
                 read_csv(f, label_size=1)
 
-        pandas_times = timed(pandas_csv, args.runs)
-        ours_times = timed(ours_csv, args.runs)
+        pandas_times, ours_times = interleaved(pandas_csv, ours_csv, args.runs)
         ratios["csv"] = statistics.median(pandas_times) / statistics.median(ours_times)
         lines.append(row("csv: pandas.read_csv (reference)", pandas_times, size, n, None))
         lines.append(
@@ -220,7 +243,7 @@ def write_results(table: str, args: argparse.Namespace, sizes: dict[str, str], s
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     flags = " ".join(
         f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}")
-        for k, v in (("runs", args.runs), ("quick", args.quick))
+        for k, v in (("runs", args.runs), ("rounds", args.rounds), ("quick", args.quick))
         if v
     )
     title = "## Formats: RecordIO-protobuf and CSV read throughput (`benchmarks/bench_formats.py`)"
@@ -238,8 +261,10 @@ cd /work/main && .venv/bin/python benchmarks/bench_formats.py {flags} --write
   {"(--quick: a tenth of these rows)" if args.quick else "(written by opensage.formats)"}
 - Load average at the end of the run: {load} (1/5/15 min);
   the 2-CPU machine is shared with other sessions, so figures swing between runs.
-- Median of {args.runs} timed runs after one warm-up; "vs ref" is the reference's median time
+- Median of {args.runs} timed runs after one warm-up ({args.rounds} rounds of the SDK's runs then
+  ours, pooled, for RecordIO-protobuf); "vs ref" is the reference's median time
   divided by this reader's (the SDK's `read_records` for RecordIO-protobuf, pandas for CSV).
+  The two CSV readers run in alternation, so load drifts over both alike.
 - The SDK's `read_records` returns protobuf messages; ours return numpy arrays / CSR matrices and
   labels, which the SDK figure "+ to numpy" also includes.
 

@@ -481,3 +481,46 @@ def test_joining_chunks() -> None:
     with pytest.raises(RecordError, match="width differs") as info:
         read_tensors(plain + wide, chunk_size=64)
     assert info.value.record == 20
+
+
+@st.composite
+def dense_segments(draw: st.DrawFn) -> bytes:
+    """Dense records in runs that share or change width, dtype and labels; int32 values of
+    very different magnitudes make later records shorter than the first (a short size guess)."""
+    out = []
+    for _ in range(draw(st.integers(1, 4))):
+        rows = draw(st.integers(1, 40))
+        cols = draw(st.sampled_from([3, 3, 3, 5]))
+        dtype = draw(st.sampled_from([np.float32, np.float32, np.int32]))
+        if dtype is np.int32:
+            scale = draw(st.sampled_from([1, 2**30]))
+            array = np.full((rows, cols), scale - 1, dtype=np.int32)
+        else:
+            array = np.arange(rows * cols, dtype=np.float32).reshape(rows, cols)
+        labels = np.arange(rows, dtype=np.float32) if draw(st.booleans()) else None
+        out.append(encode_dense(array, labels))
+    return b"".join(out)
+
+
+def _outcome(call: Any) -> Any:
+    try:
+        features, labels = call()
+    except RecordError as exc:
+        return ("error", exc.message, exc.record)
+    return ("ok", features.dtype, features.tolist(), None if labels is None else labels.tolist())
+
+
+@settings(max_examples=80, deadline=None)
+@given(dense_segments(), st.integers(24, 400))
+def test_read_tensors_of_a_file_equals_the_chunk_join(
+    tmp_path_factory: pytest.TempPathFactory, data: bytes, chunk: int
+) -> None:
+    """A regular file is read into arrays sized from its length; a stream of unknown length
+    keeps the chunks and joins them. Both give the same rows, or the same error."""
+    path = tmp_path_factory.mktemp("dense") / "data.pbr"
+    path.write_bytes(data)
+    with path.open("rb") as file:
+        sized = _outcome(lambda: read_tensors(file, chunk_size=chunk))
+    joined = _outcome(lambda: read_tensors(trickle(data, 7), chunk_size=chunk))
+    assert sized == joined
+    assert _outcome(lambda: read_tensors(data, chunk_size=chunk)) == joined

@@ -1,12 +1,16 @@
-"""Decoding framed RecordIO-protobuf records into numpy / scipy, three ways, fastest first.
+"""Decoding framed RecordIO-protobuf records into numpy / scipy, four ways, fastest first.
 
 1. Template groups: records of equal length whose non-value bytes equal those of the group's first
    record have the same layout, so their values are columns of a 2-D byte array (dense data:
    one numpy slice for the whole group).
-2. Vectorised walk: the SDK's layout (`features["values"]` tensor, optional `label["values"]`)
+2. Sparse layouts: a record the SDK wrote for a sparse row differs from the others of its file
+   only in its lengths, values, keys and label bytes, so its head is checked against a table
+   and its tail (shape and label entry) as one constant; no field-by-field walk
+   (`batchwalk.walk_sparse`).
+3. Vectorised walk: the SDK's layout (`features["values"]` tensor, optional `label["values"]`)
    walked for all remaining records at once, one numpy step per protobuf field with a cursor per
    record (sparse rows, int32 varints, ragged lengths).
-3. Per record: a hand walker with `np.frombuffer` slices, and the protobuf runtime for anything
+4. Per record: a hand walker with `np.frombuffer` slices, and the protobuf runtime for anything
    else valid (unpacked fields, other map keys, bytes), which also tells garbage from the unusual.
 
 Every record a faster path rejects goes to the next one, so the result never depends on the path.
@@ -21,20 +25,34 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse
 
-from opensage.formats.batchwalk import BatchSpans, gather, varint_counts, walk_batch
+from opensage.formats.batchwalk import (
+    BatchSpans,
+    SparseLayout,
+    SparseSpans,
+    counts_match,
+    gather,
+    varint_counts,
+    walk_batch,
+    walk_sparse,
+)
 from opensage.formats.errors import RecordError
 from opensage.formats.protobuf import parse_record
 from opensage.formats.recordio import Frames
 from opensage.formats.wire import (
     BYTES_KIND,
+    F32,
+    F64,
     I32,
     KIND_DTYPE,
     KIND_NAME,
     Malformed,
     TensorSpan,
     Unsupported,
+    decode_short_at,
     decode_varints,
     decode_varints_at,
+    map_entry,
+    varint,
     walk_record,
 )
 
@@ -45,6 +63,7 @@ Rows = npt.NDArray[np.int64]
 _MIN_GROUP = 8  # records of one length before a template is worth building
 _MIN_WALK = 4  # records left before walking them together beats one by one
 _INT32_MAX = int(np.iinfo(np.int32).max)
+_MAX_LAYOUTS = 3  # sparse layouts tried per batch (a shape or label size change starts a new one)
 
 
 @dataclass
@@ -92,6 +111,7 @@ def decode_frames(
     if not _sparse_probe(ctx):
         for idx in _groups(frames.lengths):
             _template_group(ctx, idx, out, todo)
+    _sparse_layouts(ctx, out, todo)
     remaining = np.flatnonzero(todo)
     if len(remaining) >= _MIN_WALK:
         _walk_rows(ctx, remaining, out, todo)
@@ -113,6 +133,153 @@ def _sparse_probe(ctx: _Context) -> bool:
     except (Malformed, Unsupported):
         return False
     return fspan is not None and fspan.keys is not None
+
+
+def _sparse_layouts(ctx: _Context, out: _Decoded, todo: npt.NDArray[np.bool_]) -> None:
+    """Decode the records that share the first undecoded one's SDK sparse layout (see
+    `batchwalk.walk_sparse`); a few times over, for files whose shape or label size changes."""
+    for _ in range(_MAX_LAYOUTS):
+        rows = np.flatnonzero(todo)
+        if len(rows) < _MIN_GROUP:
+            return
+        for i in (int(rows[0]), int(rows[len(rows) // 2])):  # the first may be an odd one
+            found = _sparse_layout(ctx, i)
+            if found is not None and _layout_rows(ctx, rows, *found, out, todo):
+                break
+        else:
+            return
+
+
+def _sparse_layout(ctx: _Context, i: int) -> tuple[SparseLayout, int, int] | None:
+    """The layout of record `i` (and its width and label kind), if it is exactly what the SDK
+    writes for a sparse row: rebuilt from its own fields, byte for byte. Any record matching the
+    layout then decodes exactly as the per-record path would decode it."""
+    frames = ctx.frames
+    start = int(frames.starts[i])
+    end = start + int(frames.lengths[i])
+    data = frames.data
+    try:
+        fspan, lspan, others = walk_record(data, start, end, ctx.fkey, ctx.lkey)
+    except (Malformed, Unsupported):
+        return None
+    if others or fspan is None or fspan.kind not in (F32, F64):
+        return None
+    if fspan.values is None or fspan.keys is None or fspan.shape is None:
+        return None
+    try:
+        shape = decode_varints(np.frombuffer(data[slice(*fspan.shape)], np.uint8))
+    except Malformed:
+        return None
+    if len(shape) != 1 or not 0 < int(shape[0]) <= _INT32_MAX:
+        return None
+    body = b"".join(
+        bytes((tag,)) + varint(b - a) + data[a:b]
+        for tag, (a, b) in ((0x0A, fspan.values), (0x12, fspan.keys), (0x1A, fspan.shape))
+    )
+    kind_tag = fspan.kind << 3 | 2
+    record = map_entry(0x0A, ctx.fkey, bytes((kind_tag,)) + varint(len(body)) + body)
+    label_width = label_kind = 0
+    if lspan is not None:
+        if lspan.kind not in (F32, F64) or lspan.keys is not None or lspan.shape is not None:
+            return None
+        if lspan.values is None or lspan.values[1] != end:
+            return None
+        label_width, label_kind = lspan.values[1] - lspan.values[0], lspan.kind
+        lbody = b"\x0a" + varint(label_width) + data[slice(*lspan.values)]
+        lvalue = bytes((lspan.kind << 3 | 2,)) + varint(len(lbody)) + lbody
+        record += map_entry(0x12, ctx.lkey, lvalue)
+    if record != data[start:end]:
+        return None
+    keys_end = fspan.keys[1]
+    layout = SparseLayout(
+        key=_key_field(ctx.fkey),
+        kind_tag=kind_tag,
+        tail=data[keys_end : end - label_width],
+        label_width=label_width,
+        label_entry=end - fspan.shape[1],
+        itemsize=KIND_DTYPE[fspan.kind].itemsize,
+    )
+    return layout, int(shape[0]), label_kind
+
+
+def _short_keys(
+    buf: npt.NDArray[np.uint8], start: Rows, end: Rows, counts: Rows
+) -> npt.NDArray[Any] | None:
+    """The keys of rows that hold `counts` keys each, all under 2**14 (every SDK row narrower
+    than 16,384 columns), as uint16 (CSR makes them int32); None if any row differs (the
+    general path sorts it out)."""
+    raw = gather(buf, start, end)
+    ends = np.flatnonzero(raw < 0x80)
+    lengths = end - start
+    if not len(ends) or not counts_match(ends, lengths, np.cumsum(lengths), counts):
+        return None
+    return decode_short_at(raw, ends)
+
+
+def _take(spans: SparseSpans, keep: npt.NDArray[np.bool_]) -> SparseSpans:
+    return SparseSpans(
+        spans.ok[keep],
+        spans.values_start[keep],
+        spans.values_end[keep],
+        spans.keys_start[keep],
+        spans.keys_end[keep],
+        spans.labels[keep],
+    )
+
+
+def _key_field(key: str) -> bytes:
+    raw = key.encode()
+    return b"\x0a" + varint(len(raw)) + raw + b"\x12"
+
+
+def _layout_rows(
+    ctx: _Context,
+    rows: Rows,
+    layout: SparseLayout,
+    width: int,
+    label_kind: int,
+    out: _Decoded,
+    todo: npt.NDArray[np.bool_],
+) -> bool:
+    """Decode `rows` that follow `layout`; False if none did. Rows whose keys are not whole,
+    not one per value or outside the width are left to the other paths (which report them)."""
+    frames = ctx.frames
+    buf = np.frombuffer(frames.data, dtype=np.uint8)
+    spans = walk_sparse(buf, frames.starts[rows], frames.lengths[rows], layout)
+    keep = spans.ok
+    while True:
+        if not keep.any():
+            return False
+        if not keep.all():
+            rows, spans = rows[keep], _take(spans, keep)
+        vs, ve = spans.values_start, spans.values_end
+        counts = (ve - vs) // layout.itemsize
+        cols = _short_keys(buf, spans.keys_start, spans.keys_end, counts)
+        if cols is not None and (not len(cols) or int(cols.max()) < width):
+            break
+        # Long, cut or miscounted keys somewhere: find the rows to leave to the other paths.
+        try:
+            keys, keep = _read_packed(buf, spans.keys_start, spans.keys_end, 0, counts)
+        except Malformed:
+            return False
+        if keys is None:
+            continue
+        keep = keys.counts == counts
+        if keep.all():
+            keep = ~_too_big(keys.items, counts, np.full(len(counts), width, dtype=np.int64))
+        if keep.all():
+            cols = keys.items.view(np.int64)
+            break
+    values, _ = _read_packed(buf, vs, ve, layout.kind_tag >> 3)
+    assert values is not None  # every span is a whole number of items
+    out.sparse.append((rows, counts, cols, values.items, np.full(len(rows), width)))
+    if label_kind:
+        labels = _native(spans.labels.view(KIND_DTYPE[label_kind]))
+        out.labels.append((rows, labels))
+    else:
+        out.unlabelled.append(int(rows[0]))
+    todo[rows] = False
+    return True
 
 
 def _groups(lengths: npt.NDArray[np.int64]) -> list[npt.NDArray[np.int64]]:
@@ -625,5 +792,7 @@ def _csr(
     width = int(widths.max()) if len(widths) else 0
     if max(len(counts), width, int(indptr[-1])) <= _INT32_MAX:
         # scipy would check every index and pick int32 itself; every key is below `width`.
-        indptr, cols = indptr.astype(np.int32), cols.astype(np.int32)
+        indptr, cols = indptr.astype(np.int32), cols.astype(np.int32, copy=False)
+    else:
+        cols = cols.astype(np.int64, copy=False)
     return scipy.sparse.csr_matrix((vals, cols, indptr), shape=(len(counts), width))

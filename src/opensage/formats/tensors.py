@@ -12,6 +12,7 @@ Reading frames a buffer (`recordio`), then decodes all its records at once (`dec
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, BinaryIO
 
@@ -231,19 +232,106 @@ def read_tensors(
     """All records of a buffer or file at once (features dense, or CSR if any is sparse).
 
     Decoded chunk by chunk like `read_batches` (a few MB at a time stay in the CPU cache, which
-    is faster than one pass over a whole big file), then joined.
+    is faster than one pass over a whole big file). Dense chunks are copied into one array sized
+    from the stream's length as they come (`_DenseRows`), so a chunk's memory is reused for the
+    next and only the result is new memory; anything else is kept and joined at the end.
     """
     if isinstance(data, bytes | bytearray | memoryview):
-        stream: BinaryIO = io.BytesIO(decompress_bytes(bytes(data)))
+        raw = decompress_bytes(bytes(data))
+        stream: BinaryIO = io.BytesIO(raw)
+        size: int | None = len(raw)
     else:
         stream = decompressed(data)
+        size = _remaining(stream) if stream is data else None
+    dense = _DenseRows(size)
     batches: list[tuple[int, Features, Labels]] = []
     for frames in recordio.iter_frames(stream, source=source, chunk_size=chunk_size):
         features, labels = decode_frames(
             frames, source=source, feature_key=feature_key, label_key=label_key
         )
-        batches.append((frames.first_index, features, labels))
+        if batches or not dense.add(frames, features, labels):
+            if not batches and dense.rows:
+                batches.append(dense.batch())
+            batches.append((frames.first_index, features, labels))
+    if not batches and dense.rows:
+        return dense.result()
     return _join(batches, source)
+
+
+def _remaining(stream: BinaryIO) -> int | None:
+    """Bytes left in a regular file (its size from its position), else None."""
+    try:
+        return max(os.fstat(stream.fileno()).st_size - stream.tell(), 0)
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return None
+
+
+class _DenseRows:
+    """Dense chunks of one width, dtype and label shape, copied into arrays sized for the whole
+    stream from the first chunk's bytes per record (grown by half when the guess falls short)."""
+
+    def __init__(self, size: int | None) -> None:
+        self.size = size
+        self.rows = 0
+        self.features: npt.NDArray[Any] | None = None
+        self.labels: npt.NDArray[Any] | None = None
+        self.labelled = False
+
+    def add(self, frames: Frames, features: Features, labels: Labels) -> bool:
+        """Take the chunk, or say no (sparse, another width, dtype or label shape)."""
+        if self.size is None or scipy.sparse.issparse(features) or not len(frames):
+            return False
+        n = int(features.shape[0])
+        if self.features is None:
+            spanned = int(frames.offsets[-1] - frames.offsets[0]) + int(frames.lengths[-1]) + 8
+            capacity = max(n, int(self.size / max(spanned, 1) * n * 1.01) + 1)
+            self.features = np.empty((capacity, *features.shape[1:]), features.dtype)
+            self.labelled = labels is not None
+            if labels is not None:
+                self.labels = np.empty((capacity, *labels.shape[1:]), labels.dtype)
+        elif not self._fits(features, labels):
+            return False
+        if self.rows + n > len(self.features):
+            self._grow(self.rows + n)
+        self.features[self.rows : self.rows + n] = features
+        if self.labels is not None and labels is not None:
+            self.labels[self.rows : self.rows + n] = labels
+        self.rows += n
+        return True
+
+    def _fits(self, features: Features, labels: Labels) -> bool:
+        assert self.features is not None
+        if features.shape[1:] != self.features.shape[1:] or features.dtype != self.features.dtype:
+            return False
+        if (labels is not None) != self.labelled:
+            return False
+        return labels is None or (
+            self.labels is not None
+            and labels.shape[1:] == self.labels.shape[1:]
+            and labels.dtype == self.labels.dtype
+        )
+
+    def _grow(self, needed: int) -> None:
+        assert self.features is not None
+        capacity = max(needed, len(self.features) * 3 // 2)
+        self.features = _resized(self.features, capacity, self.rows)
+        if self.labels is not None:
+            self.labels = _resized(self.labels, capacity, self.rows)
+
+    def result(self) -> tuple[Features, Labels]:
+        assert self.features is not None
+        labels = None if self.labels is None else self.labels[: self.rows]
+        return self.features[: self.rows], labels
+
+    def batch(self) -> tuple[int, Features, Labels]:
+        features, labels = self.result()
+        return 0, features, labels
+
+
+def _resized(array: npt.NDArray[Any], capacity: int, used: int) -> npt.NDArray[Any]:
+    out = np.empty((capacity, *array.shape[1:]), array.dtype)
+    out[:used] = array[:used]
+    return out
 
 
 def _join(

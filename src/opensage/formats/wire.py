@@ -112,6 +112,30 @@ def _decode_short(b: U8Array, cont: npt.NDArray[np.bool_], ends: npt.NDArray[np.
     return wide[ends].astype(np.uint64)
 
 
+def decode_short_at(b: U8Array, ends: npt.NDArray[np.intp]) -> npt.NDArray[np.uint16] | None:
+    """Like `decode_varints_at`, for varints of at most 2 bytes (sparse keys below 2**14), as
+    uint16; None if one is longer or the last is cut.
+
+    Every byte is read as if it ended a varint, in 16-bit arithmetic over the bytes, then the
+    real ends are picked: `b + two * (127 * b + before - 128)` is `b`, or `(b << 7) | (before &
+    0x7F)` where the byte before continues into this one (`two`). A few passes over the bytes
+    and one gather, no 64-bit temporaries."""
+    if not len(b):
+        return np.empty(0, dtype=np.uint16)
+    cont = b >= 0x80
+    if cont[-1] or (cont[1:] & cont[:-1]).any():
+        return None
+    wide = b.astype(np.uint16)
+    value = wide * np.uint16(127)
+    value[1:] += wide[:-1]
+    value -= np.uint16(0x80)  # wraps where there is no continuation: multiplied by 0 next
+    value[1:] *= cont[:-1]
+    value[0] = 0
+    value += wide
+    got: npt.NDArray[np.uint16] = value[ends]
+    return got
+
+
 def _key(key: str) -> bytes:
     raw = key.encode()
     return b"\x0a" + varint(len(raw)) + raw
