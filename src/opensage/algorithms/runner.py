@@ -43,10 +43,21 @@ def started(name: str, argv: Sequence[str] | None = None) -> bool:
 
 def run(algorithm: Algorithm, train: Train, paths: MLPaths) -> int:
     """Train once under `paths`; return the exit code after writing any failure reason."""
-    try:
+
+    def work() -> None:
         env = TrainingEnv.load(paths, algorithm)
         _check_hosts(algorithm, env)
         train(env)
+
+    return guarded(paths, work)
+
+
+def guarded(paths: MLPaths, work: Callable[[], None]) -> int:
+    """Run `work`; record a failure reason (`ClientError` for what the user can fix,
+    `AlgorithmError` with where it was raised for anything else) or the success marker, and
+    return the exit code."""
+    try:
+        work()
     except (UserError, HyperparameterError) as exc:
         return fail(paths, f"ClientError: {exc}")
     except Exception as exc:  # the job must always say why it failed

@@ -54,13 +54,17 @@ class MediaType:
 
 def _split_params(value: str) -> list[str]:
     """Split on `;` outside double quotes."""
+    return _split_outside_quotes(value, ";")
+
+
+def _split_outside_quotes(value: str, separator: str) -> list[str]:
     parts: list[str] = []
     current: list[str] = []
     quoted = False
     for ch in value:
         if ch == '"':
             quoted = not quoted
-        if ch == ";" and not quoted:
+        if ch == separator and not quoted:
             parts.append("".join(current))
             current = []
         else:
@@ -105,7 +109,7 @@ def parse_accept(value: str | None) -> list[MediaType]:
     `*/*` when absent or empty. Ranges with q=0 are dropped."""
     if value is None or not value.strip():
         return [MediaType("*", "*")]
-    ranges = [parse_media_type(part) for part in _split_commas(value) if part.strip()]
+    ranges = [parse_media_type(part) for part in _split_outside_quotes(value, ",") if part.strip()]
 
     def rank(item: tuple[int, MediaType]) -> tuple[float, int, int]:
         index, mt = item
@@ -113,22 +117,6 @@ def parse_accept(value: str | None) -> list[MediaType]:
         return (-mt.quality, -specificity, index)
 
     return [mt for _, mt in sorted(enumerate(ranges), key=rank) if mt.quality > 0]
-
-
-def _split_commas(value: str) -> list[str]:
-    parts: list[str] = []
-    current: list[str] = []
-    quoted = False
-    for ch in value:
-        if ch == '"':
-            quoted = not quoted
-        if ch == "," and not quoted:
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(ch)
-    parts.append("".join(current))
-    return parts
 
 
 def negotiate(accept: str | None, offered: Sequence[str]) -> str | None:

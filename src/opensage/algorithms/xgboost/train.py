@@ -10,12 +10,10 @@ process exits 1. Round logs go to stdout, everything else to stderr.
 from __future__ import annotations
 
 import logging
-import sys
-import traceback
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final
 
-from opensage.algorithms.runner import fail, started, summary
+from opensage.algorithms.runner import guarded, started
 from opensage.algorithms.xgboost import channels
 from opensage.algorithms.xgboost.errors import UserError
 from opensage.algorithms.xgboost.hyperparameters import HyperparameterError, Value, validate
@@ -35,16 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run(paths: MLPaths) -> int:
     """Train once under `paths`; return the exit code after writing any failure reason."""
-    try:
-        _train(paths)
-    except (UserError, HyperparameterError) as exc:
-        return fail(paths, f"ClientError: {exc}")
-    except Exception as exc:  # the job must always say why it failed
-        traceback.print_exc(file=sys.stderr)
-        return fail(paths, f"AlgorithmError: {summary(exc)}")
-    paths.output.mkdir(parents=True, exist_ok=True)
-    paths.success_file.touch()
-    return 0
+    return guarded(paths, lambda: _train(paths))
 
 
 def _train(paths: MLPaths) -> None:
