@@ -56,6 +56,19 @@ def xgboost_model(clients: Clients, name: str, seed: int = 0) -> str:
     return name
 
 
+def model_from_job(clients: Clients, name: str, image: str, job: dict[str, Any]) -> str:
+    """A model serving what a finished training job (its description) wrote, in `image`."""
+    clients.sagemaker.create_model(
+        ModelName=name,
+        PrimaryContainer={
+            "Image": image,
+            "ModelDataUrl": job["ModelArtifacts"]["S3ModelArtifacts"],
+        },
+        ExecutionRoleArn=ROLE,
+    )
+    return name
+
+
 def script_container(clients: Clients, name: str, script: str, **extra: Any) -> dict[str, Any]:
     """A container running `inference.py` (packed into model.tar.gz under code/)."""
     files = {"code/inference.py": textwrap.dedent(script).encode()}

@@ -20,7 +20,7 @@ from opensage.formats.csv import encode_csv
 from opensage.formats.tensors import encode_dense, encode_sparse, read_record_messages
 from opensage.sdk.amazon import upload_numpy_to_s3_shards
 from tests.integration.conftest import ROLE, Clients, s3_channel, wait_final
-from tests.integration.hosting import delete, deploy, variant
+from tests.integration.hosting import delete, deploy, model_from_job, variant
 
 IMAGE = "382416733822.dkr.ecr.us-east-1.amazonaws.com/kmeans:1"
 HYPERPARAMETERS = {"k": "3", "feature_dim": "4", "mini_batch_size": "100", "epochs": "2"}
@@ -91,14 +91,7 @@ def test_kmeans_trains_from_csv_and_the_endpoint_answers_every_format(
     np.testing.assert_allclose(centroids, expected_centroids(data), rtol=1e-5, atol=1e-5)
 
     model = f"km-model-{server.runtime}"
-    server.sagemaker.create_model(
-        ModelName=model,
-        PrimaryContainer={
-            "Image": IMAGE,
-            "ModelDataUrl": desc["ModelArtifacts"]["S3ModelArtifacts"],
-        },
-        ExecutionRoleArn=ROLE,
-    )
+    model_from_job(server, model, IMAGE, desc)
     endpoint = f"km-endpoint-{server.runtime}"
     deploy(server, endpoint, [variant(model)])
     try:

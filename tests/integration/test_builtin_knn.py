@@ -23,7 +23,7 @@ from opensage.formats.csv import encode_csv
 from opensage.formats.tensors import encode_dense, encode_sparse, read_record_messages
 from opensage.sdk.amazon import upload_numpy_to_s3_shards
 from tests.integration.conftest import ROLE, Clients, s3_channel, wait_final
-from tests.integration.hosting import delete, deploy, variant
+from tests.integration.hosting import delete, deploy, model_from_job, variant
 
 IMAGE = "382416733822.dkr.ecr.us-east-1.amazonaws.com/knn:1"
 CLASSIFIER = {"feature_dim": "4", "k": "5", "predictor_type": "classifier", "sample_size": "200"}
@@ -90,12 +90,7 @@ def test_knn_trains_from_csv_and_the_endpoint_answers_every_format(
     np.testing.assert_array_equal(model.predict(x_test).predicted, reference.predict(x_test))
 
     model_name = f"knn-model-{server.runtime}"
-    artifact = desc["ModelArtifacts"]["S3ModelArtifacts"]
-    server.sagemaker.create_model(
-        ModelName=model_name,
-        PrimaryContainer={"Image": IMAGE, "ModelDataUrl": artifact},
-        ExecutionRoleArn=ROLE,
-    )
+    model_from_job(server, model_name, IMAGE, desc)
     endpoint = f"knn-endpoint-{server.runtime}"
     deploy(server, endpoint, [variant(model_name)])
     try:

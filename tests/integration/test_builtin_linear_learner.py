@@ -18,7 +18,7 @@ from opensage.formats.csv import encode_csv
 from opensage.formats.tensors import encode_dense, read_record_messages
 from opensage.sdk.amazon import upload_numpy_to_s3_shards
 from tests.integration.conftest import ROLE, Clients, s3_channel, wait_final
-from tests.integration.hosting import delete, deploy, variant
+from tests.integration.hosting import delete, deploy, model_from_job, variant
 
 IMAGE = "382416733822.dkr.ecr.us-east-1.amazonaws.com/linear-learner:1"
 CSV = "text/csv"
@@ -107,14 +107,7 @@ def test_csv_training_logs_metrics_and_the_endpoint_answers_every_format(
     model = fetch_model(server, desc["ModelArtifacts"]["S3ModelArtifacts"], tmp_path)
 
     model_name = f"{name}-model"
-    server.sagemaker.create_model(
-        ModelName=model_name,
-        PrimaryContainer={
-            "Image": IMAGE,
-            "ModelDataUrl": desc["ModelArtifacts"]["S3ModelArtifacts"],
-        },
-        ExecutionRoleArn=ROLE,
-    )
+    model_from_job(server, model_name, IMAGE, desc)
     endpoint = f"{name}-ep"
     deploy(server, endpoint, [variant(model_name)])
     try:

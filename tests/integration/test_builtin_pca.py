@@ -16,7 +16,7 @@ from opensage.formats.csv import encode_csv
 from opensage.formats.tensors import encode_dense, read_record_messages
 from opensage.sdk.amazon import upload_numpy_to_s3_shards
 from tests.integration.conftest import ROLE, Clients, s3_channel, wait_final
-from tests.integration.hosting import delete, deploy, variant
+from tests.integration.hosting import delete, deploy, model_from_job, variant
 
 PCA_IMAGE = "382416733822.dkr.ecr.us-east-1.amazonaws.com/pca:1"
 RESOURCES = {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1}
@@ -106,12 +106,7 @@ def test_pca_from_csv_serves_every_request_and_accept_type(
     arrays = model_arrays(server, desc)
     check_against_sklearn(arrays, data, 3)
 
-    artifact = desc["ModelArtifacts"]["S3ModelArtifacts"]
-    server.sagemaker.create_model(
-        ModelName=name,
-        PrimaryContainer={"Image": PCA_IMAGE, "ModelDataUrl": artifact},
-        ExecutionRoleArn=ROLE,
-    )
+    model_from_job(server, name, PCA_IMAGE, desc)
     deploy(server, name, [variant(name)])
     try:
         rows = data[:4]

@@ -20,7 +20,7 @@ from tests.integration.conftest import (
     s3_channel,
     wait_final,
 )
-from tests.integration.hosting import delete, deploy, variant
+from tests.integration.hosting import delete, deploy, model_from_job, variant
 
 
 @pytest.fixture(scope="module")
@@ -248,14 +248,7 @@ def test_xgboost_model_from_recordio_answers_every_format(
     rows = x32[150:155]
     booster = load_model(server, desc["ModelArtifacts"]["S3ModelArtifacts"])
     expected = booster.predict(xgboost.DMatrix(rows))
-    server.sagemaker.create_model(
-        ModelName=prefix,
-        PrimaryContainer={
-            "Image": XGBOOST_IMAGE,
-            "ModelDataUrl": desc["ModelArtifacts"]["S3ModelArtifacts"],
-        },
-        ExecutionRoleArn=ROLE,
-    )
+    model_from_job(server, prefix, XGBOOST_IMAGE, desc)
     deploy(server, prefix, [variant(prefix)])
     requests = {
         "text/csv": _features_csv(rows),
