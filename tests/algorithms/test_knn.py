@@ -24,7 +24,9 @@ from sklearn.model_selection import train_test_split
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor, NearestNeighbors
 
 from opensage.algorithms.base import HyperparameterError
+from opensage.algorithms.knn import bound as knn_bound
 from opensage.algorithms.knn import index as knn_index
+from opensage.algorithms.knn.bound import PrincipalBound
 from opensage.algorithms.knn.index import FlatIndex, IVFIndex, Sieve, kth_bound
 from opensage.algorithms.knn.model import (
     META_FILE,
@@ -144,15 +146,28 @@ def brute_force(x: Array, q: Array, k: int, metric: str) -> tuple[Array, Array]:
     return np.take_along_axis(distances, order, axis=1), order
 
 
+@pytest.fixture(params=[False, True], ids=["exact-product", "reduced-bound"])
+def reduced(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Every flat index in the test bounds distances first, from its loosest bound (one
+    principal coordinate and the residual norm), or never does."""
+    if request.param:
+        monkeypatch.setattr(knn_bound, "TAIL", 1.0)
+        monkeypatch.setattr(knn_bound, "MAX_SHARE", 1.0)
+    else:
+        monkeypatch.setattr(knn_bound, "MAX_SHARE", 0.0)
+    return bool(request.param)
+
+
 @pytest.mark.parametrize("metric", ["L2", "INNER_PRODUCT"])
 @pytest.mark.parametrize(("block", "tile"), [(1, 8), (3, 24), (7, 40), (512, 512), (64, 4096)])
 def test_flat_search_equals_a_stable_brute_force_with_many_ties(
-    metric: str, block: int, tile: int
+    metric: str, block: int, tile: int, reduced: bool
 ) -> None:
     rng = np.random.default_rng(11)
     x = rng.integers(-2, 3, size=(1003, 5)).astype(np.float32)  # integer distances: many ties
     q = rng.integers(-2, 3, size=(37, 5)).astype(np.float32)
     index = FlatIndex(x, metric)
+    assert (index.bound is not None) == reduced
     for k in (1, 2, 10, 90, 400, 1003, 2000):  # up to more than any query's candidates
         found = index.search(q, k, block=block, tile=tile)
         distances, positions = brute_force(x, q, min(k, len(x)), metric)
@@ -160,7 +175,9 @@ def test_flat_search_equals_a_stable_brute_force_with_many_ties(
         np.testing.assert_array_equal(found.distances, distances)
 
 
-def test_flat_search_cut_back_at_every_tile_stays_exact(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_flat_search_cut_back_at_every_tile_stays_exact(
+    monkeypatch: pytest.MonkeyPatch, reduced: bool
+) -> None:
     monkeypatch.setattr(knn_index, "CANDIDATE_BUDGET", 16)  # shortlist after every tile
     rng = np.random.default_rng(12)
     x = rng.integers(0, 3, size=(700, 3)).astype(np.float32)
@@ -170,6 +187,48 @@ def test_flat_search_cut_back_at_every_tile_stays_exact(monkeypatch: pytest.Monk
         distances, positions = brute_force(x, q, k, "L2")
         np.testing.assert_array_equal(found.positions, positions)
         np.testing.assert_array_equal(found.distances, distances)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=arrays(
+        np.float32,
+        st.tuples(st.integers(2, 40), st.integers(2, 9)),
+        elements=st.floats(-100, 100, width=32),
+    ),
+    query=st.lists(st.floats(-100, 100, width=32), min_size=9, max_size=9),
+    m=st.integers(1, 8),
+)
+def test_reduced_scores_never_exceed_the_exact_ones(
+    rows: Array, query: list[float], m: int
+) -> None:
+    dim = rows.shape[1]
+    bound = PrincipalBound.fit(rows, min(m, dim))
+    q = np.asarray(query[:dim], np.float32)[None, :]
+    p_rows, p_q = bound.reduce(rows).astype(np.float64), bound.reduce(q).astype(np.float64)
+    x64, q64 = rows.astype(np.float64), q.astype(np.float64)
+    scale = 1e-5 * (1.0 + np.abs(x64).sum() * np.abs(q64).sum() + (x64**2).sum(axis=1))
+    inner_bound = p_rows @ p_q[0]  # the reduced inner product bounds q.y from above
+    assert np.all(inner_bound >= x64 @ q64[0] - scale)
+    reduced_l2 = (x64**2).sum(axis=1) + (q64**2).sum() - 2 * inner_bound
+    assert np.all(reduced_l2 <= ((x64 - q64) ** 2).sum(axis=1) + scale)
+
+
+def test_the_bound_is_taken_where_variance_lies_in_few_directions() -> None:
+    rng = np.random.default_rng(15)
+    isotropic = rng.normal(size=(4000, 40)).astype(np.float32)
+    assert FlatIndex(isotropic, "L2").bound is None
+    mixing = rng.normal(size=(6, 40))
+    low_rank = rng.normal(size=(4000, 6)) * 10 @ mixing + rng.normal(size=(4000, 40)) * 0.1
+    x, q = low_rank[:3500].astype(np.float32), low_rank[3500:].astype(np.float32)
+    for metric in ("L2", "INNER_PRODUCT"):
+        index = FlatIndex(x, metric)
+        assert index.bound is not None
+        assert index.bound.width < 40 / 2
+        found = index.search(q, 7)
+        expected = FlatIndex(x, metric, reduce=False).search(q, 7)
+        np.testing.assert_array_equal(found.positions, expected.positions)
+        np.testing.assert_array_equal(found.distances, expected.distances)
 
 
 def test_flat_search_of_no_queries_and_of_fewer_rows_than_k() -> None:

@@ -13,7 +13,9 @@ The flat search never sorts all n distances per query: a strided sample of the s
 each query an upper bound on its k-th distance (tightened once a quarter of the rows is
 scanned), the BLAS product itself subtracts it, one pass of `products <= 0` over L2-sized tiles
 keeps the few rows that can qualify, and those are ranked by distances recomputed directly
-(float64, no cancellation), so the answer is exact.
+(float64, no cancellation), so the answer is exact. Where the rows' variance lies in a few
+directions, the product runs over those principal coordinates and a residual norm instead
+(`bound.py`): a lower bound of every distance, a third as wide, whose hits are rescored exactly.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from typing import Any, Final, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
+
+from opensage.algorithms.knn.bound import PrincipalBound
 
 L2: Final = "L2"
 INNER_PRODUCT: Final = "INNER_PRODUCT"
@@ -55,6 +59,9 @@ IVF_MIN_BLOCK: Final = 256
 CANDIDATE_BUDGET: Final = 2_000_000
 """Candidates held per query block before they are cut back to the best k per query (many
 equal distances, e.g. duplicated rows, could otherwise keep every row)."""
+RESCORED: Final = 2
+"""With a reduced bound (`bound.py`), each query's k-th distance is bounded by exact distances
+of its RESCORED * k best-bounded candidates."""
 TOLERANCE: Final = 1e-5
 """Slack of the bound, relative to the norms: float32 rounding of the BLAS scores must never
 drop a true neighbour."""
@@ -174,12 +181,13 @@ class Scorer:
         kernels run ~25 % slower on an odd one (measured: 51 against 52 columns)."""
         return -(-(dim + int(self.l2) + int(self.offset)) // 4) * 4
 
-    def operand(self, rows: Floats) -> Floats:
+    def operand(self, rows: Floats, norms: Floats | None = None) -> Floats:
+        """`norms`: the rows' squared norms when `rows` are their reduced form (`bound.py`)."""
         dim = rows.shape[1]
         out = np.zeros((rows.shape[0], self.width(dim)), np.float32)
         out[:, :dim] = rows
         if self.l2:
-            out[:, dim] = _row_norms(_f32(rows))
+            out[:, dim] = _row_norms(_f32(rows)) if norms is None else norms
         if self.offset:
             out[:, self.offset_column(dim)] = 1.0
         return out
@@ -270,19 +278,31 @@ class Candidates:
             np.concatenate([p.scores for p in parts]),
         )
 
-    def shortlist(self, n_queries: int, k: int, slack: Floats) -> tuple[Candidates, Floats]:
-        """Only those within `slack` of their query's k-th best score (which exact distances
-        can still reorder), and that k-th score per query."""
+    def padded(self, n_queries: int, width: int) -> tuple[Floats, Ints]:
+        """One row per query: its candidates' scores (inf past them) and their indices here
+        (-1 past them), at least `width` columns."""
         counts = np.bincount(self.rows, minlength=n_queries)
         order = np.argsort(self.rows.astype(np.uint16), kind="stable")  # a radix sort
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
         slots = np.arange(len(order)) - starts[self.rows[order]]
-        padded = np.full((n_queries, max(k, int(counts.max(initial=0)))), np.inf, np.float32)
-        padded[self.rows[order], slots] = self.scores[order]
+        shape = (n_queries, max(width, int(counts.max(initial=0))))
+        scores = np.full(shape, np.inf, np.float32)
+        scores[self.rows[order], slots] = self.scores[order]
+        which = np.full(shape, -1, np.int64)
+        which[self.rows[order], slots] = order
+        return scores, which
+
+    def kept(self, limit: Floats) -> Candidates:
+        """Those whose score is at most their query's `limit`."""
+        keep = self.scores <= limit[self.rows]
+        return Candidates(self.rows[keep], self.positions[keep], self.scores[keep])
+
+    def shortlist(self, n_queries: int, k: int, slack: Floats) -> tuple[Candidates, Floats]:
+        """Only those within `slack` of their query's k-th best score (which exact distances
+        can still reorder), and that k-th score per query."""
+        padded, _ = self.padded(n_queries, k)
         kth = np.partition(padded, k - 1, axis=1)[:, k - 1]
-        keep = self.scores <= kth[self.rows] + slack[self.rows]
-        kept = Candidates(self.rows[keep], self.positions[keep], self.scores[keep])
-        return kept, kth
+        return self.kept(kth + slack), kth
 
 
 class Sieve:
@@ -340,15 +360,24 @@ class FlatIndex:
 
     kind: Final = "faiss.Flat"
 
-    def __init__(self, rows: Floats, metric: str) -> None:
+    def __init__(self, rows: Floats, metric: str, reduce: bool = True) -> None:
+        """`reduce`: bound distances from a few principal coordinates first where that pays
+        (`bound.py`); the answers are the same either way."""
+        rows = _f32(rows)
         self.scorer = Scorer(metric, offset=True)
         self.dim = int(rows.shape[1])
-        self.operand = self.scorer.operand(_f32(rows))
-        self.max_norm = float(np.sqrt(_row_norms(self.rows).max())) if len(rows) else 0.0
+        self.max_norm = float(np.sqrt(_row_norms(rows).max())) if len(rows) else 0.0
+        self.bound = PrincipalBound.choose(rows, self.scorer.width) if reduce else None
+        if self.bound is None:
+            self.operand = self.scorer.operand(rows)
+            self._rows = self.operand[:, : self.dim]
+        else:
+            self.operand = self.scorer.operand(self.bound.reduce(rows), _row_norms(rows))
+            self._rows = rows
 
     @property
     def rows(self) -> Floats:
-        return self.operand[:, : self.dim]
+        return self._rows
 
     @property
     def size(self) -> int:
@@ -363,14 +392,20 @@ class FlatIndex:
         k = min(k, self.size)
         tile = max(8, -(-tile // 8) * 8)
         size = even_blocks(len(queries), block)
-        return search_blocks(queries, lambda q: self._block(q, k, tile), size)
+        probe = self._probe(k)
+        sample = (
+            self.operand[probe] if self.bound is None else self.scorer.operand(self.rows[probe])
+        )
+        return search_blocks(queries, lambda q: self._block(q, k, tile, sample), size)
 
-    def _block(self, q: Floats, k: int, tile: int) -> Neighbours:
+    def _block(self, q: Floats, k: int, tile: int, sample: Floats) -> Neighbours:
         factor = self.scorer.queries(q)
         slack = 2 * self.scorer.slack(q, self.max_norm)
-        bound = kth_bound(_scores(factor, self.operand[self._probe(k)]), k) + slack
+        bound = kth_bound(_scores(factor, sample), k) + slack
+        if self.bound is not None:
+            factor = self.scorer.queries(self.bound.reduce(q))
         # From here on the products are scores minus the bound: a hit is a product <= 0.
-        offset = self.scorer.offset_column(self.dim)
+        offset = self.scorer.offset_column(self.dim if self.bound is None else self.bound.width)
         factor[:, offset] = -bound
         sieve = Sieve(len(q), tile)
         parts: list[Candidates] = []
@@ -388,14 +423,41 @@ class FlatIndex:
             # (each word held has 1 to 8 hits)
             if sieve.held > CANDIDATE_BUDGET // 8 or start < refine <= start + tile:
                 parts.append(sieve.candidates(bound))
-                kept, kth = Candidates.joined(parts).shortlist(len(q), k, slack)
+                kept, kth = self._shortlist(q, Candidates.joined(parts), k, slack)
                 bound = np.minimum(bound, kth + slack)
                 factor[:, offset] = -bound
                 parts = [kept]
         parts.append(sieve.candidates(bound))
-        found, _ = Candidates.joined(parts).shortlist(len(q), k, slack)
+        found, _ = self._shortlist(q, Candidates.joined(parts), k, slack)
         distances = self.scorer.exact(q[found.rows], self.rows[found.positions])
         return select(distances, found.rows, found.positions, len(q), k)
+
+    def _shortlist(
+        self, q: Floats, found: Candidates, k: int, slack: Floats
+    ) -> tuple[Candidates, Floats]:
+        """The candidates that can still be among the k nearest, and an upper bound of each
+        query's k-th score. Reduced bounds are no scores: the k-th is taken from exact scores
+        of the RESCORED * k best-bounded candidates of each query, and only candidates whose
+        bound beats it stay."""
+        if self.bound is None:
+            return found.shortlist(len(q), k, slack)
+        width = RESCORED * k
+        padded, which = found.padded(len(q), width)
+        best = np.argpartition(padded, width - 1, axis=1)[:, :width]
+        chosen = np.take_along_axis(which, best, axis=1)
+        exact = np.full(chosen.shape, np.inf)
+        queries, slots = np.nonzero(chosen >= 0)
+        picked = chosen[queries, slots]
+        exact[queries, slots] = self._exact_scores(q, queries, found.positions[picked])
+        kth = np.partition(exact, k - 1, axis=1)[:, k - 1].astype(np.float32)
+        return found.kept(kth + slack), kth
+
+    def _exact_scores(self, q: Floats, rows: Ints, positions: Ints) -> Doubles:
+        """In the products' units: the distance, less |q|^2 for L2."""
+        scores = self.scorer.exact(q[rows], self.rows[positions])
+        if self.scorer.l2:
+            scores -= _row_norms(q)[rows]
+        return scores
 
     def _probe(self, k: int) -> Ints:
         """Evenly spread positions (a sorted training file still gives a fair sample), a
