@@ -313,6 +313,40 @@ def test_ivf_pq_finds_most_neighbours_and_predicts_well() -> None:
     assert np.mean(pq.predict(q).predicted == y_all[5000:]) >= 0.9
 
 
+@pytest.mark.parametrize("metric", ["L2", "INNER_PRODUCT"])
+@pytest.mark.parametrize("buffer", [1 << 19, 40])
+def test_ivf_flat_finds_the_exact_best_of_each_querys_lists(
+    metric: str, buffer: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The k best of the rows in a query's nprobe nearest lists, ties to the lower position,
+    whether the list scores share a buffer or fill one each (and cut back on the way)."""
+    monkeypatch.setattr(knn_index, "LIST_BUFFER", buffer)
+    if buffer < 100:
+        monkeypatch.setattr(knn_index, "CANDIDATE_BUDGET", 64)
+    rng = np.random.default_rng(16)
+    x = rng.integers(-3, 4, size=(1500, 6)).astype(np.float32)  # many ties
+    q = rng.integers(-3, 4, size=(60, 6)).astype(np.float32)
+    index, order = IVFIndex.build(x, metric, 24, seed=1)
+    stored = x[order]
+    coarse = index.scorer.queries(q) @ index.centroid_operand.T  # as the index ranks lists
+    checked = 0
+    for nprobe, k in ((1, 3), (3, 10), (5, 120)):
+        found = index.search(q, k, nprobe)
+        for i in range(len(q)):
+            lists = np.argsort(coarse[i], kind="stable")[:nprobe]
+            rows = np.concatenate(
+                [np.arange(index.offsets[c], index.offsets[c + 1]) for c in lists]
+            )
+            if len(rows) < k:  # the search looks further for these
+                continue
+            rows.sort()
+            distances, at = brute_force(stored[rows], q[i : i + 1], k, metric)
+            np.testing.assert_array_equal(found.positions[i], rows[at[0]])
+            np.testing.assert_array_equal(found.distances[i], distances[0])
+            checked += 1
+    assert checked > 150
+
+
 def test_ivf_with_more_neighbours_than_small_lists_hold() -> None:
     x, y, q = _clustered()
     ivf = fit(x[:400], y[:400], 50, index_type="faiss.IVFFlat", nlists=100)

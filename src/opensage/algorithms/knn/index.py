@@ -60,6 +60,11 @@ equal distances, e.g. duplicated rows, could otherwise keep every row)."""
 RESCORED: Final = 2
 """With a reduced bound (`bound.py`), each query's k-th distance is bounded by exact distances
 of its RESCORED * k best-bounded candidates."""
+NEAREST_SCORES: Final = 1 << 24
+"""At most this many scores (64 MiB) in the matrix of each query's nearest list: an IVF block
+holds fewer queries when the longest list is long."""
+LIST_BUFFER: Final = 1 << 19
+"""Scores of this many (query, row) pairs are compared at once in an IVF search (2 MiB)."""
 EXACT_CHUNK: Final = 512
 """Candidates whose exact distances are computed together (measured on 50k x 50: 4x faster
 than one whole block, 1.5x faster than chunks of 4096)."""
@@ -296,6 +301,9 @@ class Candidates:
         which = np.full(shape, -1, np.int64)
         which[self.rows[order], slots] = order
         return scores, which
+
+    def where(self, keep: npt.NDArray[np.bool_]) -> Candidates:
+        return Candidates(self.rows[keep], self.positions[keep], self.scores[keep])
 
     def of(self, low: int, high: int) -> Candidates:
         """Those of queries low to high - 1, numbered from 0."""
@@ -606,9 +614,11 @@ class IVFIndex:
         queries = _f32(queries)
         k = min(k, self.size)
         probes = min(self.nlists, nprobe or self.nprobe)
+        longest = int(np.diff(self.offsets).max(initial=1))
+        size = max(1, min(IVF_BLOCK, NEAREST_SCORES // max(1, longest)))
         parts = [
-            self._block(queries[start : start + IVF_BLOCK], k, probes)
-            for start in range(0, len(queries), IVF_BLOCK)
+            self._block(queries[start : start + size], k, probes)
+            for start in range(0, len(queries), size)
         ]
         if not parts:
             return Neighbours(np.zeros((0, k)), np.zeros((0, k), np.int64))
@@ -645,45 +655,150 @@ class IVFIndex:
         flat = self.operand is not None
         slack = 2 * self.scorer.slack(q, self.max_norm) if flat else None
         margin = slack if slack is not None else np.zeros(len(q), np.float32)
-        bound = np.full(len(q), np.inf, np.float32)
-
-        def nearest_lists(groups: list[tuple[int, Ints]]) -> list[Candidates]:
-            parts = []
-            for cell, who in groups:
-                scores, low = self._list_scores(q, factor, who, cell)
-                if scores.shape[1] >= k:
-                    bound[who] = np.partition(scores, k - 1, axis=1)[:, k - 1]
-                    if slack is not None:
-                        bound[who] += slack[who]
-                parts.append(_within(scores, bound[who], who, low))
-            return parts
-
-        def other_lists(groups: list[tuple[int, Ints]]) -> list[Candidates]:
-            parts: list[Candidates] = []
-            held = 0
-            for cell, who in groups:
-                scores, low = self._list_scores(q, factor, who, cell)
-                if flat:
-                    parts.append(_hits(scores, bound[who], who, low))
-                else:
-                    parts.append(_within(scores, bound[who], who, low))
-                held += len(parts[-1].rows)
-                if held > CANDIDATE_BUDGET // _workers():  # open bounds keep whole lists
-                    parts = [Candidates.joined(parts).shortlist(len(q), k, margin)[0]]
-                    held = len(parts[0].rows)
-            return parts
-
-        parts = _shared_out(list(_groups(first, np.arange(len(q)))), nearest_lists)
+        bound, nearest = self._nearest_lists(q, factor, first, k, slack)
         if flat:  # from here on flat products are scores minus the bound
             factor[:, self.scorer.offset_column(self.dim)] = -_finite(bound)
         others = lists != first[:, None]
-        parts += _shared_out(list(_groups(lists[others], np.nonzero(others)[0])), other_lists)
+        who, cells = np.nonzero(others)[0], lists[others]
+        order = np.argsort(cells, kind="stable")
+        groups = ListGroups.of(cells[order], who[order], self.offsets)
+        cut = CANDIDATE_BUDGET // _workers()
+        parts = [nearest]
+        for found in in_parallel(
+            len(groups), max(1, -(-len(groups) // _workers())),
+            lambda start, stop: self._other_lists(q, factor, groups.part(start, stop), bound, k,
+                                                  margin, cut),
+        ):  # fmt: skip
+            parts += found
         candidates = Candidates.joined(parts)
         return search_blocks(
             np.arange(len(q)),
             lambda who: self._ranked(q, candidates.of(who[0], who[-1] + 1), who, k, margin),
             chunk,
         )
+
+    def _nearest_lists(
+        self, q: Floats, factor: Floats, first: Ints, k: int, slack: Floats | None
+    ) -> tuple[Floats, Candidates]:
+        """Each query's bound and candidates from its nearest list, for all queries at once:
+        the lists' scores fill one padded matrix (a row per query, queries ordered by list),
+        whose k-th per row is the bound and whose entries within it are the candidates.
+        Per-list numpy calls hold the interpreter lock; whole-matrix ones let threads run."""
+        order = np.argsort(first, kind="stable")
+        groups = ListGroups.of(first[order], order, self.offsets)
+        width = max(k, int(groups.sizes.max(initial=0)))
+        scores = np.full((len(q), width), np.inf, np.float32)
+
+        def fill(start: int, stop: int) -> None:
+            for g in range(start, stop):
+                low, high = groups.starts[g], groups.stops[g]
+                part, _ = self._list_scores(q, factor, groups.who[low:high], int(groups.cells[g]))
+                scores[low:high, : part.shape[1]] = part
+
+        in_parallel(len(groups), max(1, -(-len(groups) // _workers())), fill)
+        block = max(1, -(-len(q) // _workers()))
+        lengths = np.diff(self.offsets)[first]
+
+        def within(start: int, stop: int) -> tuple[Floats, Candidates]:
+            rows = scores[start:stop]
+            kth = np.partition(rows, k - 1, axis=1)[:, k - 1]
+            if slack is not None:
+                kth += slack[order[start:stop]]
+            r, c = np.nonzero(rows <= kth[:, None])
+            who = order[start + r]
+            real = c < lengths[who]  # not the padding (an open bound keeps it)
+            r, c, who = r[real], c[real], who[real]
+            found = Candidates(who, self.offsets[first[who]] + c, rows[r, c])
+            return kth, found
+
+        done = in_parallel(len(q), block, within)
+        bound = np.empty(len(q), np.float32)
+        bound[order] = np.concatenate([kth for kth, _ in done])
+        return bound, Candidates.joined([found for _, found in done])
+
+    def _other_lists(
+        self,
+        q: Floats,
+        factor: Floats,
+        groups: ListGroups,
+        bound: Floats,
+        k: int,
+        margin: Floats,
+        cut: int,
+    ) -> list[Candidates]:
+        """Candidates from the lists past each query's nearest: scores less the bound fill a
+        buffer list after list, and one comparison with 0 per buffer finds the hits. Queries
+        whose bound is still open (a nearest list shorter than k) keep every row."""
+        finite = _finite(bound)
+        open_ = ~np.isfinite(bound)
+        flat = self.operand is not None
+        buffer = np.empty(LIST_BUFFER, np.float32)
+        parts: list[Candidates] = []
+        held, used = 0, 0
+        pending: list[tuple[int, int]] = []
+        for g in range(len(groups)):
+            low, high = groups.starts[g], groups.stops[g]
+            who, cell = groups.who[low:high], int(groups.cells[g])
+            size = (high - low) * int(groups.sizes[g])
+            if size == 0:  # an empty list
+                continue
+            if used + size > len(buffer):
+                parts.append(self._hits(buffer[:used], groups, pending, finite, open_))
+                held, used, pending = held + len(parts[-1].rows), 0, []
+                if size > len(buffer):
+                    buffer = np.empty(size, np.float32)
+            out = buffer[used : used + size].reshape(high - low, -1)
+            if flat:
+                assert self.operand is not None
+                rows = self.operand[self.offsets[cell] : self.offsets[cell + 1]]
+                np.matmul(factor[who], rows.T, out=out)
+            else:
+                out[:] = self._list_scores(q, factor, who, cell)[0] - finite[who][:, None]
+            pending.append((g, used))
+            used += size
+            if held > cut:
+                parts = [Candidates.joined(parts).shortlist(len(q), k, margin)[0]]
+                held = len(parts[0].rows)
+        parts.append(self._hits(buffer[:used], groups, pending, finite, open_))
+        return parts
+
+    def _hits(
+        self,
+        products: Floats,
+        groups: ListGroups,
+        pending: list[tuple[int, int]],
+        finite: Floats,
+        open_: npt.NDArray[np.bool_],
+    ) -> Candidates:
+        """The candidates in a filled buffer: (group, offset) per list scored into it."""
+        if not pending:
+            return Candidates.empty()
+        which = np.asarray([g for g, _ in pending], np.int64)
+        at = np.asarray([offset for _, offset in pending], np.int64)
+        hits = np.flatnonzero(products <= np.float32(0.0))
+        slot = np.searchsorted(at, hits, side="right") - 1
+        g = which[slot]
+        r, c = np.divmod(hits - at[slot], groups.sizes[g])
+        who = groups.who[groups.starts[g] + r]
+        found = Candidates(who, self.offsets[groups.cells[g]] + c, products[hits] + finite[who])
+        if not open_.any():
+            return found
+        parts = [found.where(~open_[found.rows])]
+        for group, offset in pending:  # every row of the lists of queries with open bounds
+            low, high = groups.starts[group], groups.stops[group]
+            size = int(groups.sizes[group])
+            rows = np.flatnonzero(open_[groups.who[low:high]])
+            if len(rows) and size:
+                block = products[offset : offset + (high - low) * size].reshape(-1, size)[rows]
+                columns = np.tile(np.arange(size), len(rows))
+                parts.append(
+                    Candidates(
+                        np.repeat(groups.who[low:high][rows], size),
+                        self.offsets[groups.cells[group]] + columns,
+                        block.reshape(-1),
+                    )
+                )
+        return Candidates.joined(parts)
 
     def _ranked(
         self, q: Floats, found: Candidates, who: Ints, k: int, margin: Floats
@@ -752,49 +867,42 @@ class IVFIndex:
         )
 
 
-def _groups(keys: Ints, values: Ints) -> Iterator[tuple[int, Ints]]:
-    """(key, the values with that key) for each distinct key, keys ascending."""
-    order = np.argsort(keys, kind="stable")
-    ordered = keys[order]
-    bounds = np.flatnonzero(np.diff(ordered)) + 1
-    for part in np.split(order, bounds):
-        if len(part):
-            yield int(keys[part[0]]), values[part]
+@dataclass(frozen=True)
+class ListGroups:
+    """(list, queries) pairs grouped by list: group g is list `cells[g]` (of `sizes[g]` rows)
+    for the queries `who[starts[g]:stops[g]]`."""
 
+    cells: Ints
+    sizes: Ints
+    starts: Ints
+    stops: Ints
+    who: Ints
 
-def _shared_out(
-    groups: list[tuple[int, Ints]], scan: Callable[[list[tuple[int, Ints]]], list[Candidates]]
-) -> list[Candidates]:
-    """`scan` over consecutive shares of the (list, queries) groups, one per thread."""
-    if not groups:
-        return []
-    share = -(-len(groups) // _workers())
-    found = in_parallel(len(groups), share, lambda start, stop: scan(groups[start:stop]))
-    return [part for parts in found for part in parts]
+    @classmethod
+    def of(cls, cells: Ints, who: Ints, offsets: Ints) -> ListGroups:
+        """From the lists and queries of pairs sorted by list."""
+        edges = np.flatnonzero(np.diff(cells)) + 1
+        starts = (
+            np.concatenate([[0], edges]).astype(np.int64) if len(cells) else np.zeros(0, np.int64)
+        )
+        stops = np.concatenate([edges, [len(cells)]]).astype(np.int64) if len(cells) else starts
+        lists = cells[starts]
+        return cls(lists, offsets[lists + 1] - offsets[lists], starts, stops, who)
 
+    def __len__(self) -> int:
+        return len(self.cells)
 
-def _within(scores: Floats, bound: Floats, who: Ints, low: int) -> Candidates:
-    """The (query, position, score) of the scores at most their query's bound."""
-    hits = np.flatnonzero(scores <= bound[:, None])
-    r, c = np.divmod(hits, scores.shape[1])
-    return Candidates(who[r], c + low, scores.ravel()[hits])
+    def part(self, start: int, stop: int) -> ListGroups:
+        return ListGroups(
+            self.cells[start:stop], self.sizes[start:stop], self.starts[start:stop],
+            self.stops[start:stop], self.who,
+        )  # fmt: skip
 
 
 def _finite(bound: Floats) -> Floats:
     """The bound a product subtracts: none (0) where it is still open (infinite)."""
     out: Floats = np.where(np.isfinite(bound), bound, np.float32(0.0))
     return out
-
-
-def _hits(products: Floats, bound: Floats, who: Ints, low: int) -> Candidates:
-    """`_within` for products that subtract each query's bound (`_finite`): a comparison with
-    the scalar 0, ~4x faster than with a broadcast column, unless a bound is still open."""
-    if np.isfinite(bound).all():
-        hits = np.flatnonzero(products <= np.float32(0.0))
-    else:
-        hits = np.flatnonzero(products <= np.where(np.isfinite(bound), 0.0, np.inf)[:, None])
-    r, c = np.divmod(hits, products.shape[1])
-    return Candidates(who[r], c + low, products.ravel()[hits] + _finite(bound)[r])
 
 
 def _pad(x: Floats, multiple: int) -> Floats:
