@@ -264,18 +264,25 @@ cd /work/main && .venv/bin/python benchmarks/bench_knn.py {flags} --write
   nprobe calibration included) or the whole training job's wall time; "predict" is
   `predict` on all queries. recall@10: share of the IVF neighbours no farther than the exact
   10th neighbour.
-- Our searches run one thread per CPU over query blocks (evened out: 10 blocks of 500
+- The flat search runs one thread per CPU over query blocks (evened out: 10 blocks of 500
   queries), each with one BLAS thread (one thread with two BLAS threads measured 3-4x
-  slower). The flat search bounds each query's 10th score from a strided sample (the 10th
-  smallest of 80 group minima), tightens the bound once a quarter of the rows is scanned,
-  lets the float32 product subtract it (a column of ones), finds the products <= 0 per
-  512 x 512 tile (1 MiB, in L2) by an 8-byte-word scan of the mask, decodes those few hits
-  once per block, and ranks them by exact float64 distances. What limits it: the float32
-  product itself (~0.2 ms of CPU per query, ~70 % of the core's AVX-512 FMA peak with a
-  52-wide inner dimension) is ~75 % of the search's CPU time and the tile scan most of the
-  rest; the ratio moves with the shared machine's load (other sessions' processes take CPU
-  from our two search threads and from scikit-learn's alike, but not in the same
-  proportion). A faster flat search narrows the IVF-Flat margin over it (the IVF target).
+  slower). It bounds each query's 10th distance from a strided sample (the 10th smallest of
+  80 group minima) and tightens the bound once a quarter of the rows is scanned. The rows'
+  variance lies in a few directions here, so the float32 product runs over 21 principal
+  coordinates and a residual norm (24 columns with the norm and the bound's column of ones,
+  against 52): by Cauchy-Schwarz a lower bound of every distance, which the product turns
+  into "bound minus distance bound" per 512 x 512 tile (1 MiB, in L2); the few products <= 0
+  are found by an 8-byte-word scan of the mask, rescored exactly (float64, 2k best bounds
+  first to tighten the bound), and ranked. The answers equal the unreduced search's. What
+  limits it: per tile, writing and scanning the 512 x 512 products now costs about as much
+  as the narrower product itself; only fewer tiles (pruning rows before the product) would
+  cut both.
+- The IVF search takes one block of queries and the threads share out its lists (the list
+  loop holds the interpreter lock: sharing out queries paid it once per thread). Each
+  query's nearest list is scored into one padded matrix, whose per-row 10th score (one
+  partition) is the query's bound; the other lists' scores, less the bound (a column of the
+  product), fill a 2 MiB buffer that one comparison with 0 sieves. What limits it: the
+  per-list product calls (~900 small products per block) and the final exact re-ranking.
 
 {text}
 

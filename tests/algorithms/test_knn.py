@@ -26,8 +26,10 @@ from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor, Nearest
 from opensage.algorithms.base import HyperparameterError
 from opensage.algorithms.knn import bound as knn_bound
 from opensage.algorithms.knn import index as knn_index
+from opensage.algorithms.knn import ivf as knn_ivf
 from opensage.algorithms.knn.bound import PrincipalBound
-from opensage.algorithms.knn.index import FlatIndex, IVFIndex, Sieve, kth_bound
+from opensage.algorithms.knn.index import FlatIndex, Sieve, kth_bound
+from opensage.algorithms.knn.ivf import IVFIndex
 from opensage.algorithms.knn.model import (
     META_FILE,
     IndexConfig,
@@ -320,9 +322,9 @@ def test_ivf_flat_finds_the_exact_best_of_each_querys_lists(
 ) -> None:
     """The k best of the rows in a query's nprobe nearest lists, ties to the lower position,
     whether the list scores share a buffer or fill one each (and cut back on the way)."""
-    monkeypatch.setattr(knn_index, "LIST_BUFFER", buffer)
+    monkeypatch.setattr(knn_ivf, "LIST_BUFFER", buffer)
     if buffer < 100:
-        monkeypatch.setattr(knn_index, "CANDIDATE_BUDGET", 64)
+        monkeypatch.setattr(knn_ivf, "CANDIDATE_BUDGET", 64)
     rng = np.random.default_rng(16)
     x = rng.integers(-3, 4, size=(1500, 6)).astype(np.float32)  # many ties
     q = rng.integers(-3, 4, size=(60, 6)).astype(np.float32)

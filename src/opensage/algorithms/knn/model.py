@@ -22,17 +22,11 @@ import numpy as np
 import numpy.typing as npt
 
 from opensage.algorithms.artifacts import MODEL_FILE, load_model, save_model
-from opensage.algorithms.knn.index import (
-    INNER_PRODUCT,
-    L2,
-    FlatIndex,
-    Index,
-    IVFIndex,
-    Neighbours,
-    training_subset,
-)
+from opensage.algorithms.knn.index import INNER_PRODUCT, L2, FlatIndex, Neighbours
+from opensage.algorithms.knn.ivf import IVFIndex, training_subset
 from opensage.algorithms.knn.projection import Projection
 
+Index = FlatIndex | IVFIndex
 LABELS_FILE: Final = MODEL_FILE + ".labels"
 META_FILE: Final = MODEL_FILE + ".json"
 VERSION: Final = "1.0"

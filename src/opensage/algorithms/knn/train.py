@@ -63,7 +63,7 @@ def train(env: TrainingEnv) -> None:
 
 
 def _index_config(env: TrainingEnv, width: int) -> Any:
-    from opensage.algorithms.knn.index import default_pq_m
+    from opensage.algorithms.knn.ivf import default_pq_m
     from opensage.algorithms.knn.model import IndexConfig
 
     nlists_value = env["faiss_index_ivf_nlists"]
