@@ -30,6 +30,8 @@ from opensage.control.routing import Router, RouteTable
 from opensage.control.tags import TagService
 from opensage.control.training import TrainingService
 from opensage.control.training_runner import RunnerConfig, TrainingScheduler, run_dir
+from opensage.control.transform_runner import TransformConfig, TransformScheduler
+from opensage.control.transforms import TransformService
 from opensage.errors import OpenSageError, ValidationError
 from opensage.runtime import runtime_for
 from opensage.server.app import EdgeApp, build_asgi
@@ -80,6 +82,20 @@ def create_app(settings: Settings) -> EdgeApp:
         ),
     )
     models = ModelService(store, settings.region, settings.account_id)
+    transformer = TransformScheduler(
+        store,
+        storage,
+        runtime,
+        TransformConfig(
+            jobs_root=settings.home / "transform-jobs",
+            instances_root=fleet.config.instances_root,
+            logs_root=settings.home / "logs" / "transform-jobs",
+            server=fleet.server_config,
+            poll_interval_seconds=settings.poll_interval_seconds,
+            stop_grace_seconds=settings.stop_grace_seconds,
+        ),
+    )
+    transforms = TransformService(store, settings.region, settings.account_id, transformer.launch)
     configs = EndpointConfigService(store, models, settings.region, settings.account_id)
     endpoints = EndpointService(
         store, configs, models, settings.region, settings.account_id, fleet.launch
@@ -99,6 +115,7 @@ def create_app(settings: Settings) -> EdgeApp:
         settings.region,
         settings.account_id,
         fleet.config.logs_root,
+        transformer.config.logs_root,
     )
     sagemaker = JsonService.from_botocore(
         "sagemaker",
@@ -121,6 +138,10 @@ def create_app(settings: Settings) -> EdgeApp:
             "UpdateEndpoint": endpoints.update,
             "UpdateEndpointWeightsAndCapacities": endpoints.update_weights_and_capacities,
             "DeleteEndpoint": endpoints.delete,
+            "CreateTransformJob": transforms.create,
+            "DescribeTransformJob": transforms.describe,
+            "ListTransformJobs": transforms.list,
+            "StopTransformJob": transforms.stop,
             "AddTags": tags.add,
             "ListTags": tags.list,
             "DeleteTags": tags.delete,
@@ -160,13 +181,15 @@ def create_app(settings: Settings) -> EdgeApp:
         settings.storage_root.mkdir(parents=True, exist_ok=True)
         store.migrate()
         scheduler.reconcile()
-        fleet.reconcile()
+        fleet.reconcile()  # first: it clears the instance folders transform jobs use too
+        transformer.reconcile()
         flusher.start()
         autoscaler.start()
 
     def shutdown() -> None:
         autoscaler.stop()  # first: no capacity changes while the fleet stops
         scheduler.shutdown()
+        transformer.shutdown()
         fleet.shutdown()
         router.close()
         flusher.stop()

@@ -12,15 +12,9 @@ active endpoints get fresh instances, so a restart brings InService endpoints ba
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import secrets
 import shutil
-import signal
-import socket
-import tarfile
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -28,10 +22,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from opensage.control import images
 from opensage.control.endpoint_metrics import EndpointMetrics
 from opensage.control.endpoints import ACTIVE, KIND
 from opensage.control.logs import parse_log_line
+from opensage.control.model_servers import (
+    LaunchError,
+    ServerConfig,
+    ping,
+    stage_model,
+    start_model_server,
+    stop_leftovers,
+)
 from opensage.control.routing import (
     ContainerAddress,
     EndpointRoutes,
@@ -39,15 +40,11 @@ from opensage.control.routing import (
     RouteTable,
     VariantRoutes,
 )
-from opensage.errors import OpenSageError
-from opensage.runtime import ContainerSpec, RunHandle, Runtime
-from opensage.runtime.base import start
-from opensage.storage import ObjectStorage, S3Uri
+from opensage.runtime import RunHandle, Runtime
+from opensage.storage import ObjectStorage
 from opensage.store import Resource, Store
 
 log = logging.getLogger(__name__)
-SOCKET_ENV = "OPENSAGE_SERVING_SOCKET"
-_MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes on Linux
 _PING_FAILURES = 3
 _FAILURE_REASON_LIMIT = 1024
 
@@ -73,10 +70,6 @@ class FleetConfig:
     def logs_root(self) -> Path:
         """Each instance's shim files and output, kept after it stops (CloudWatch keeps logs)."""
         return self.home / "logs" / "endpoints"
-
-
-class LaunchError(Exception):
-    """A variant's instances cannot start: the reason becomes the endpoint's FailureReason."""
 
 
 @dataclass(eq=False)
@@ -147,6 +140,7 @@ class FleetManager:
         self.routes = routes
         self.metrics = metrics
         self.config = config
+        self.server_config = ServerConfig(config.region, config.container_env)
         self.shutting_down = threading.Event()
         self._threads: dict[str, threading.Thread] = {}
         self._lock = threading.Lock()
@@ -363,40 +357,19 @@ class EndpointSupervisor:
         for index, (container, model_dir) in enumerate(
             zip(variant["Containers"], models, strict=True)
         ):
-            ml = root / f"c{index}"
-            _link_tree(model_dir, ml / "model")
-            host_socket = ml / "serving.sock"
-            if len(str(host_socket)) > _MAX_SOCKET_PATH:
-                raise LaunchError(
-                    f"OPENSAGE_HOME ({self.m.config.home}) is too long a path for the model "
-                    "servers' sockets; use a shorter one."
-                )
             stream = f"{variant['VariantName']}/{instance_id}"
             if len(variant["Containers"]) > 1:
                 stream += f"/{container['ContainerHostname']}"
-            run_dir = self.m.config.logs_root / self.name / stream
-            spec = ContainerSpec(job_dir=ml, run_dir=run_dir, command=[])
-            base = self.m.runtime.container_base(spec)
-            program = images.resolve_serving(container["Image"], container.get("Environment", {}))
-            env = {
-                **self.m.config.container_env,
-                "AWS_REGION": self.m.config.region,
-                "AWS_DEFAULT_REGION": self.m.config.region,
-                "PYTHONUNBUFFERED": "1",
-                **program.env,
-                **(container.get("Environment") or {}),
-                SOCKET_ENV: f"{base}/serving.sock",
-            }
-            if str(env.get("SAGEMAKER_SUBMIT_DIRECTORY", "")).startswith("s3://"):
-                env["SAGEMAKER_SUBMIT_DIRECTORY"] = f"{base}/model/code"
-            spec = ContainerSpec(
-                job_dir=ml,
-                run_dir=spec.run_dir,
-                command=program.command,
-                env=env,
+            handle, host_socket = start_model_server(
+                self.m.runtime,
+                self.m.server_config,
+                container,
+                model_dir,
+                root / f"c{index}",
+                self.m.config.logs_root / self.name / stream,
                 network_isolation=bool(variant["NetworkIsolation"]),
             )
-            handles.append(start(self.m.runtime, spec, tethered=True))
+            handles.append(handle)
             sockets.append(host_socket)
             addresses.append(ContainerAddress(container["ContainerHostname"], str(host_socket)))
         route = InstanceRoute(instance_id, tuple(addresses))
@@ -546,94 +519,3 @@ def _now_in_service(endpoint: Resource) -> Resource:
     endpoint.status = "InService"
     endpoint.state["LastModifiedTime"] = endpoint.updated_at = time.time()
     return endpoint
-
-
-def stage_model(storage: ObjectStorage, container: dict[str, Any], folder: Path) -> None:
-    """Download a container's model data (and S3 code) into `folder`, as SageMaker does."""
-    folder.mkdir(parents=True, exist_ok=True)
-    url = container.get("ModelDataUrl")
-    source = (container.get("ModelDataSource") or {}).get("S3DataSource")
-    try:
-        if url:
-            _extract(storage, S3Uri.parse(url), folder)
-        elif source:
-            uri = S3Uri.parse(source["S3Uri"])
-            if source["S3DataType"] == "S3Prefix":
-                objects = storage.list(uri)
-                if not objects:
-                    raise LaunchError(f"Could not find model data at {uri}.")
-                for info in objects:
-                    relative = info.uri.key[len(uri.key) :]
-                    _safe_download(storage, info.uri, folder, relative)
-            elif source["CompressionType"] == "Gzip":
-                _extract(storage, uri, folder)
-            else:
-                _safe_download(storage, uri, folder, uri.key.rsplit("/", 1)[-1])
-        submit = (container.get("Environment") or {}).get("SAGEMAKER_SUBMIT_DIRECTORY", "")
-        if submit.startswith("s3://"):
-            _extract(storage, S3Uri.parse(submit), folder / "code")
-    except OpenSageError as exc:
-        raise LaunchError(f"Could not download model data: {exc.message}") from exc
-
-
-def _extract(storage: ObjectStorage, uri: S3Uri, folder: Path) -> None:
-    if storage.head(uri) is None:
-        raise LaunchError(f"Could not find model data at {uri}.")
-    with tempfile.TemporaryDirectory() as tmp:
-        archive = Path(tmp) / "model.tar.gz"
-        storage.download(uri, archive)
-        try:
-            with tarfile.open(archive) as tar:
-                tar.extractall(folder, filter="data")
-        except (tarfile.TarError, OSError, EOFError) as exc:
-            raise LaunchError(f"Model data at {uri} is not a valid tar.gz archive: {exc}") from exc
-
-
-def _safe_download(storage: ObjectStorage, uri: S3Uri, folder: Path, relative: str) -> None:
-    target = (folder / relative).resolve()
-    if not relative or not target.is_relative_to(folder.resolve()):
-        raise LaunchError(f"Model data object {uri} has a name that escapes the model folder.")
-    if target.exists() or any(p.is_file() for p in target.parents if p != folder.resolve()):
-        raise LaunchError(f"Model data object {uri} clashes with another file of the model.")
-    storage.download(uri, target)
-
-
-def _link_tree(source: Path, target: Path) -> None:
-    """A per-instance view of the model: hard links, so nothing is copied."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        shutil.copytree(source, target, copy_function=os.link, symlinks=True)
-    except OSError:
-        shutil.rmtree(target, ignore_errors=True)
-        shutil.copytree(source, target, symlinks=True)
-
-
-def ping(path: str, timeout: float) -> bool:
-    """`GET /ping` over a Unix socket: True on HTTP 200."""
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(timeout)
-            sock.connect(path)
-            sock.sendall(b"GET /ping HTTP/1.1\r\nHost: model\r\nConnection: close\r\n\r\n")
-            head = sock.recv(64)
-    except OSError:
-        return False
-    return head.startswith((b"HTTP/1.1 200", b"HTTP/1.0 200"))
-
-
-def stop_leftovers(root: Path, grace: float) -> None:
-    """Stop instance processes a previous server left behind (it crashed)."""
-    if not root.exists():
-        return
-    handles = [RunHandle(pid.parent) for pid in root.rglob("shim.pid")]
-    alive = [h for h in handles if h.shim_alive()]
-    for handle in alive:
-        handle.terminate()
-    deadline = time.monotonic() + grace
-    for handle in alive:
-        while handle.shim_alive() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        if handle.shim_alive():
-            handle.kill()
-            with contextlib.suppress(OSError, ValueError):
-                os.kill(int((handle.run_dir / "shim.pid").read_text()), signal.SIGKILL)

@@ -2,7 +2,8 @@
 
 Group `/aws/sagemaker/TrainingJobs`, stream `<job>/algo-1-<start epoch>`, as the SageMaker SDK's
 `logs=True` expects; group `/aws/sagemaker/Endpoints/<endpoint>`, stream
-`<variant>/<instance-id>` (pipelines add `/<container>`), one per model-server process. Tokens
+`<variant>/<instance-id>` (pipelines add `/<container>`), one per model-server process; group
+`/aws/sagemaker/TransformJobs`, stream `<job>/<instance-id>` (pipelines add `/<container>`). Tokens
 are `f/<index>` (forward) and `b/<index>` (backward) into a stream.
 """
 
@@ -20,6 +21,7 @@ from opensage.store.repository import ListQuery
 
 TRAINING_GROUP = "/aws/sagemaker/TrainingJobs"
 ENDPOINT_GROUP_PREFIX = "/aws/sagemaker/Endpoints/"
+TRANSFORM_GROUP = "/aws/sagemaker/TransformJobs"
 
 
 @dataclass(frozen=True)
@@ -37,12 +39,14 @@ class LogService:
         region: str,
         account: str,
         endpoint_logs: Path | None = None,
+        transform_logs: Path | None = None,
     ):
         self.store = store
         self._log_file = log_file  # (job name, host) → that host's output file
         self.region = region
         self.account = account
         self._endpoint_logs = endpoint_logs  # <endpoint>/<variant>/<instance>[/<container>]
+        self._transform_logs = transform_logs  # <job>/<instance>[/<container>]
         self._indexes: dict[Path, LineIndex] = {}  # a cache, derived from the files
         self._lock = threading.Lock()
 
@@ -58,6 +62,8 @@ class LogService:
                 for stream, host in _job_streams(j).items()
                 if stream.startswith(prefix)
             ]
+        if group == TRANSFORM_GROUP and self._transform_logs is not None:
+            return _folder_streams(self._transform_logs, prefix)
         endpoint = group.removeprefix(ENDPOINT_GROUP_PREFIX)
         root = self._endpoint_logs / endpoint if self._endpoint_logs else None
         if (
@@ -67,12 +73,7 @@ class LogService:
             and root is not None
             and root.is_dir()
         ):
-            streams = []
-            for log in sorted(root.glob("**/output.log")):
-                name = log.parent.relative_to(root).as_posix()
-                if name.startswith(prefix):
-                    streams.append(Stream(name, log, int(log.parent.stat().st_mtime * 1000)))
-            return streams
+            return _folder_streams(root, prefix)
         raise LogsResourceNotFoundError("The specified log group does not exist.")
 
     def _jobs_with_streams(self, prefix: str) -> list[Resource]:
@@ -230,3 +231,14 @@ def _events(path: Path) -> list[dict[str, Any]]:
     index = LineIndex(-1)
     index.refresh(path)
     return index.read(path, 0, index.count)
+
+
+def _folder_streams(root: Path, prefix: str) -> list[Stream]:
+    """One stream per model server's `output.log` under `root`, named by its folder's path."""
+    streams = []
+    if root.is_dir():
+        for log in sorted(root.glob("**/output.log")):
+            name = log.parent.relative_to(root).as_posix()
+            if name.startswith(prefix):
+                streams.append(Stream(name, log, int(log.parent.stat().st_mtime * 1000)))
+    return streams

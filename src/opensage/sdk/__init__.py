@@ -1,5 +1,5 @@
 """The opensage SDK: the SageMaker Python SDK's shapes (Session, Estimator, Model, Predictor,
-serializers), built on boto3.
+Transformer, serializers), built on boto3.
 
 It talks to a server only through boto3 clients, so the same code runs against real SageMaker.
 """
@@ -17,6 +17,7 @@ from opensage.sdk.estimator import Estimator, TrainingInput
 from opensage.sdk.model import Model
 from opensage.sdk.predictor import Predictor
 from opensage.sdk.session import Session
+from opensage.sdk.transformer import Transformer
 
 __all__ = [
     "KNN",
@@ -29,6 +30,7 @@ __all__ = [
     "RecordSet",
     "Session",
     "TrainingInput",
+    "Transformer",
     "UnexpectedStatusError",
     "deserializers",
     "read_records",

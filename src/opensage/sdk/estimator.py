@@ -24,6 +24,7 @@ from opensage.sdk.naming import pack_source, sagemaker_timestamp, unique_name
 from opensage.sdk.predictor import Predictor
 from opensage.sdk.serializers import BaseSerializer
 from opensage.sdk.session import Session
+from opensage.sdk.transformer import Transformer
 
 if TYPE_CHECKING:
     from opensage.sdk.amazon import RecordSet
@@ -264,6 +265,43 @@ class Estimator:
             sagemaker_session=self.session,
             enable_network_isolation=self.enable_network_isolation,
         )
+
+    def transformer(
+        self,
+        instance_count: int,
+        instance_type: str,
+        strategy: str | None = None,
+        assemble_with: str | None = None,
+        output_path: str | None = None,
+        output_kms_key: str | None = None,
+        accept: str | None = None,
+        env: dict[str, str] | None = None,
+        max_concurrent_transforms: int | None = None,
+        max_payload: int | None = None,
+        tags: list[dict[str, str]] | None = None,
+        model_name: str | None = None,
+        volume_kms_key: str | None = None,
+    ) -> Transformer:
+        """A Transformer over the latest training job's model, registered under the job's name
+        (or `model_name`), as the SageMaker SDK does."""
+        model = self.create_model()
+        model.name = model_name or self.latest_training_job
+        transformer = model.transformer(
+            instance_count,
+            instance_type,
+            strategy=strategy,
+            assemble_with=assemble_with,
+            output_path=output_path,
+            output_kms_key=output_kms_key,
+            accept=accept,
+            env=env,
+            max_concurrent_transforms=max_concurrent_transforms,
+            max_payload=max_payload,
+            tags=tags,
+            volume_kms_key=volume_kms_key,
+        )
+        transformer.base_transform_job_name = self.base_job_name
+        return transformer
 
     def deploy(
         self,

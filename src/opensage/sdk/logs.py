@@ -1,23 +1,27 @@
-"""Follows a training job's CloudWatch log streams, as the SageMaker SDK's `logs=True` does."""
+"""Follows a job's CloudWatch log streams, as the SageMaker SDK's `logs=True` does."""
 
 from __future__ import annotations
 
 from typing import Any
 
-GROUP = "/aws/sagemaker/TrainingJobs"
+TRAINING_GROUP = "/aws/sagemaker/TrainingJobs"
+TRANSFORM_GROUP = "/aws/sagemaker/TransformJobs"
 
 
 class LogTailer:
-    def __init__(self, logs_client: Any, job_name: str) -> None:
+    def __init__(self, logs_client: Any, job_name: str, group: str = TRAINING_GROUP) -> None:
         self.client = logs_client
         self.job_name = job_name
+        self.group = group
         self.tokens: dict[str, str | None] = {}
 
     def flush(self) -> None:
         """Print every event not printed yet, from every stream of the job."""
         try:
             streams = self.client.describe_log_streams(
-                logGroupName=GROUP, logStreamNamePrefix=f"{self.job_name}/", orderBy="LogStreamName"
+                logGroupName=self.group,
+                logStreamNamePrefix=f"{self.job_name}/",
+                orderBy="LogStreamName",
             )["logStreams"]
         except self.client.exceptions.ResourceNotFoundException:
             return
@@ -25,7 +29,7 @@ class LogTailer:
             name = stream["logStreamName"]
             while True:
                 kwargs: dict[str, Any] = {
-                    "logGroupName": GROUP,
+                    "logGroupName": self.group,
                     "logStreamName": name,
                     "startFromHead": True,
                 }

@@ -21,6 +21,7 @@ from opensage.sdk.naming import pack_source, unique_name
 from opensage.sdk.predictor import Predictor
 from opensage.sdk.serializers import BaseSerializer
 from opensage.sdk.session import Session
+from opensage.sdk.transformer import Transformer
 
 IN_PROGRESS = {"Creating", "Updating", "SystemUpdating", "RollingBack"}
 
@@ -129,6 +130,39 @@ class Model:
         if wait:
             wait_for_endpoint(self.session, name)
         return self.predictor_cls(name, self.session, serializer, deserializer)
+
+    def transformer(
+        self,
+        instance_count: int,
+        instance_type: str,
+        strategy: str | None = None,
+        assemble_with: str | None = None,
+        output_path: str | None = None,
+        output_kms_key: str | None = None,
+        accept: str | None = None,
+        env: dict[str, str] | None = None,
+        max_concurrent_transforms: int | None = None,
+        max_payload: int | None = None,
+        tags: list[dict[str, str]] | None = None,
+        volume_kms_key: str | None = None,
+    ) -> Transformer:
+        """A Transformer for batch transform jobs over this model (registered first)."""
+        return Transformer(
+            self.create(),
+            instance_count,
+            instance_type,
+            strategy=strategy,
+            assemble_with=assemble_with,
+            output_path=output_path,
+            output_kms_key=output_kms_key,
+            accept=accept,
+            max_concurrent_transforms=max_concurrent_transforms,
+            max_payload=max_payload,
+            tags=tags,
+            env=env,
+            sagemaker_session=self.session,
+            volume_kms_key=volume_kms_key,
+        )
 
     def delete_model(self) -> None:
         if self.name is not None:
