@@ -25,9 +25,12 @@ def test_quickstart_runs_to_the_end(tmp_path: Path) -> None:
     assert "#011validation-auc:" in out  # the job's log lines, streamed
     assert "/output/model.tar.gz" in out
     assert "held-out rows, accuracy" in out
-    accuracy = float(out.rsplit("accuracy ", 1)[1].split()[0])
+    accuracy = float(out.split("held-out rows, accuracy ", 1)[1].split()[0])
     assert accuracy > 0.9
     assert "Endpoint deleted." in out
+    assert "rows scored into s3://" in out  # the batch transform of the same rows
+    batch_accuracy = float(out.rsplit("accuracy ", 1)[1].split()[0])
+    assert batch_accuracy == accuracy  # the same model on the same rows
     assert not list((tmp_path / "instances").glob("*"))  # no model server left behind
     assert list((tmp_path / "storage").iterdir())  # state under OPENSAGE_HOME
 

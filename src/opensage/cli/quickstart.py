@@ -1,4 +1,5 @@
-"""The quickstart: XGBoost on scikit-learn's breast cancer data, through the real server."""
+"""The quickstart: XGBoost on scikit-learn's breast cancer data, through the real server: train,
+deploy and predict, then a batch transform of the held-out rows."""
 
 from __future__ import annotations
 
@@ -82,6 +83,35 @@ def run() -> None:
               f"accuracy {accuracy:.3f}")  # fmt: skip
     finally:
         predictor.delete_endpoint()
-        predictor.delete_model()
         print("Endpoint deleted.")
+    try:
+        _batch_transform(session, estimator, bucket, x_test, y_test)
+    finally:
+        predictor.delete_model()
     session.close()
+
+
+def _batch_transform(
+    session: Session, estimator: Estimator, bucket: str, x_test: np.ndarray, y_test: np.ndarray
+) -> None:
+    """The same held-out rows through a batch transform job: one CSV in, one score per line out."""
+    with tempfile.TemporaryDirectory() as tmp:
+        np.savetxt(Path(tmp) / "test.csv", x_test, delimiter=",", fmt="%.6g")
+        test = session.upload_data(f"{tmp}/test.csv", bucket, "quickstart/test")
+    csv = "text/csv"
+    transformer = estimator.transformer(
+        instance_count=1,
+        instance_type="ml.m5.large",
+        strategy="MultiRecord",
+        assemble_with="Line",
+        accept=csv,
+        output_path=f"s3://{bucket}/quickstart/transform",
+    )
+    print("\nBatch transform of the held-out rows ", end="")
+    transformer.transform(test, content_type=csv, split_type="Line", logs=False)
+    body = session.s3_client.get_object(Bucket=bucket, Key="quickstart/transform/test.csv.out")
+    scores = np.array([float(line) for line in body["Body"].read().decode().split()])
+    accuracy = float(((scores > 0.5) == y_test).mean())
+    job = transformer.latest_transform_job
+    print(f"Transform job {job.job_name if job else ''}: {len(scores)} rows scored into "
+          f"{transformer.output_path}/test.csv.out, accuracy {accuracy:.3f}")  # fmt: skip
