@@ -182,9 +182,9 @@ def test_bad_requests_get_aws_errors(server: Clients) -> None:
     status, body = raw_call(server.endpoint, "NoSuchOperation", {})
     assert (status, body["__type"]) == (400, "UnknownOperationException")
     assert "NoSuchOperation" in body["message"]
-    code, message = error_of(sm.describe_transform_job, TransformJobName="t")
+    code, message = error_of(sm.describe_processing_job, ProcessingJobName="t")
     assert code == "UnsupportedOperation"
-    assert "DescribeTransformJob" in message
+    assert "DescribeProcessingJob" in message
     code, _ = error_of(sm.list_training_jobs, NextToken="garbage")
     assert code == "ValidationException"
     code, _ = error_of(

@@ -229,7 +229,8 @@ class TransformSupervisor:
         try:
             self._run()
         except Stopped:
-            self._finish("Stopped")
+            if not self.s.shutting_down.is_set():  # else the next server runs it again
+                self._finish("Stopped")
         except JobFailure as exc:
             self._finish("Failed", str(exc))
         except Exception as exc:
@@ -269,6 +270,8 @@ class TransformSupervisor:
             worker.start()
         for worker in workers:
             worker.join()
+        if self.stop.is_set() and self.s.shutting_down.is_set():
+            raise Stopped  # its outputs are replaced when the next server runs it again
         if self.stop.is_set():
             for uri in outcome.written:  # a stopped job stores no output (spec §4.2)
                 with contextlib.suppress(OpenSageError, OSError):
