@@ -32,6 +32,8 @@ from opensage.control.training import TrainingService
 from opensage.control.training_runner import RunnerConfig, TrainingScheduler, run_dir
 from opensage.control.transform_runner import TransformConfig, TransformScheduler
 from opensage.control.transforms import TransformService
+from opensage.control.tuning import TuningService
+from opensage.control.tuning_runner import TrainingApi, TuningScheduler
 from opensage.errors import OpenSageError, ValidationError
 from opensage.runtime import runtime_for
 from opensage.server.app import EdgeApp, build_asgi
@@ -65,6 +67,10 @@ def create_app(settings: Settings) -> EdgeApp:
         ),
     )
     training = TrainingService(store, settings.region, settings.account_id, scheduler.launch)
+    tuner = TuningScheduler(
+        store, TrainingApi(training.create, training.stop), settings.poll_interval_seconds
+    )
+    tuning = TuningService(store, settings.region, settings.account_id, tuner.launch)
     routes, endpoint_metrics = RouteTable(), EndpointMetrics()
     fleet = FleetManager(
         store,
@@ -124,6 +130,11 @@ def create_app(settings: Settings) -> EdgeApp:
             "DescribeTrainingJob": training.describe,
             "ListTrainingJobs": training.list,
             "StopTrainingJob": training.stop,
+            "CreateHyperParameterTuningJob": tuning.create,
+            "DescribeHyperParameterTuningJob": tuning.describe,
+            "ListHyperParameterTuningJobs": tuning.list,
+            "StopHyperParameterTuningJob": tuning.stop,
+            "ListTrainingJobsForHyperParameterTuningJob": tuning.list_training_jobs,
             "CreateModel": models.create,
             "DescribeModel": models.describe,
             "ListModels": models.list,
@@ -181,6 +192,7 @@ def create_app(settings: Settings) -> EdgeApp:
         settings.storage_root.mkdir(parents=True, exist_ok=True)
         store.migrate()
         scheduler.reconcile()
+        tuner.reconcile()
         fleet.reconcile()  # first: it clears the instance folders transform jobs use too
         transformer.reconcile()
         flusher.start()
@@ -188,6 +200,7 @@ def create_app(settings: Settings) -> EdgeApp:
 
     def shutdown() -> None:
         autoscaler.stop()  # first: no capacity changes while the fleet stops
+        tuner.shutdown()  # before training: no trial is launched while jobs are detached
         scheduler.shutdown()
         transformer.shutdown()
         fleet.shutdown()

@@ -34,8 +34,7 @@ class TrainingService:
 
     def create(self, request: dict[str, Any]) -> dict[str, Any]:
         name = request["TrainingJobName"]
-        request = _with_defaults(request)
-        _validate(request)
+        request = validate_request(request)
         now = time.time()
         job_arn = arn(self.region, self.account, "training-job", name)
         resource = Resource(
@@ -142,6 +141,14 @@ def _summary(job: Resource) -> dict[str, Any]:
     if "TrainingEndTime" in job.state:
         out["TrainingEndTime"] = job.state["TrainingEndTime"]
     return out
+
+
+def validate_request(request: dict[str, Any]) -> dict[str, Any]:
+    """A CreateTrainingJob request with its defaults; ValidationError for what SageMaker refuses
+    (tuning jobs check their trials' requests with it too)."""
+    request = _with_defaults(request)
+    _validate(request)
+    return request
 
 
 def _with_defaults(request: dict[str, Any]) -> dict[str, Any]:
