@@ -425,7 +425,7 @@ class TransformSupervisor:
         params: Parameters,
         outcome: Outcome,
     ) -> None:
-        client = InvocationClient(instance.sockets, request)
+        client = InvocationClient(instance.sockets, request, self.stop)
         processing = data_processing(request)
         with ThreadPoolExecutor(params.concurrency, f"{instance.instance_id}-send") as pool:
             for item in objects:
@@ -586,8 +586,12 @@ class _UnixConnection(http.client.HTTPConnection):
 
     def connect(self) -> None:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        sock.connect(self.path)
+        try:
+            sock.settimeout(self.timeout)
+            sock.connect(self.path)
+        except BaseException:
+            sock.close()  # the model server is gone (a stopped job): no socket left open
+            raise
         self.sock = sock
 
 
@@ -612,9 +616,10 @@ class InvocationClient:
     """POST /invocations through the model's containers in order, one keep-alive connection
     per container and sending thread; retries (spec §4.3: connection errors, timeouts, 5xx)."""
 
-    def __init__(self, sockets: list[str], request: dict[str, Any]) -> None:
+    def __init__(self, sockets: list[str], request: dict[str, Any], stop: threading.Event) -> None:
         config = request.get("ModelClientConfig") or {}
         self.sockets = sockets
+        self.stop = stop
         self.timeout = float(config.get("InvocationsTimeoutInSeconds") or DEFAULT_TIMEOUT)
         retries = config.get("InvocationsMaxRetries")
         self.retries = DEFAULT_RETRIES if retries is None else int(retries)
@@ -645,6 +650,8 @@ class InvocationClient:
             headers["Accept"] = self.accept
         problem, outcome = "", None
         for _ in range(self.retries + 1):
+            if self.stop.is_set():
+                raise Stopped
             connection = self._connection(index, path)
             try:
                 connection.request("POST", "/invocations", body=body, headers=headers)

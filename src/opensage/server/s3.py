@@ -126,12 +126,16 @@ class S3Api:
             else f"<CommonPrefixes><Prefix>{escape(k)}</Prefix></CommonPrefixes>"
             for k, i in page
         )
-        token = f"<NextContinuationToken>{escape(page[-1][0])}</NextContinuationToken>"
+        token = (
+            f"<NextContinuationToken>{escape(page[-1][0])}</NextContinuationToken>"
+            if truncated
+            else ""
+        )
         return _xml(
             f'<ListBucketResult xmlns="{_XMLNS}"><Name>{bucket}</Name>'
             f"<Prefix>{escape(prefix)}</Prefix><KeyCount>{len(page)}</KeyCount>"
             f"<MaxKeys>{max_keys}</MaxKeys><IsTruncated>{str(truncated).lower()}</IsTruncated>"
-            f"{token if truncated else ''}{body}</ListBucketResult>"
+            f"{token}{body}</ListBucketResult>"
         )
 
     async def _object(self, request: Request, uri: S3Uri) -> Response:
