@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -9,7 +10,15 @@ from pathlib import Path
 
 import pytest
 
+from opensage.sdk import CategoricalParameter, Estimator, HyperparameterTuner, Session
 from tests.integration.conftest import Clients, python_job, wait_final
+
+LEVEL_SCRIPT = """
+import json, os
+level = int(json.loads(os.environ["SM_HPS"])["level"])
+if level < 3:
+    print("score: %d" % level)
+"""
 
 
 def opensage(*args: str, endpoint: str | None = None, home: Path | None = None) -> tuple[int, str]:
@@ -53,6 +62,59 @@ def test_jobs_commands(server: Clients) -> None:
     code, output = opensage("jobs", "describe", "missing-job", endpoint=server.endpoint)
     assert code == 1
     assert output.strip() == "opensage: ValidationException: Requested resource not found."
+
+
+def test_tuning_commands(server: Clients, tmp_path: Path) -> None:
+    (tmp_path / "train.py").write_text(LEVEL_SCRIPT)
+    estimator = Estimator(
+        entry_point="train.py",
+        source_dir=str(tmp_path),
+        output_path="s3://data/cli-tuning",
+        sagemaker_session=Session(endpoint_url=server.endpoint),
+    )
+    tuner = HyperparameterTuner(
+        estimator,
+        "score",
+        {"level": CategoricalParameter([1, 2, 3])},
+        metric_definitions=[{"Name": "score", "Regex": r"score: (\d+)"}],
+        strategy="Grid",
+        max_parallel_jobs=2,
+    )
+    tuner.fit(job_name="cli-tuning")  # level 3 never reports a score
+    trials = server.sagemaker.list_training_jobs_for_hyper_parameter_tuning_job(
+        HyperParameterTuningJobName="cli-tuning"
+    )["TrainingJobSummaries"]
+    level = {json.loads(t["TunedHyperParameters"]["level"]): t["TrainingJobName"] for t in trials}
+
+    code, output = opensage("tuning", "list", endpoint=server.endpoint)
+    assert code == 0
+    lines = output.splitlines()
+    assert lines[0].split() == ["NAME", "STATUS", "STRATEGY", "TRIALS", "BEST", "CREATED"]
+    row = next(line.split() for line in lines if line.startswith("cli-tuning "))
+    assert row[:5] == ["cli-tuning", "Completed", "Grid", "3/3", "2"]
+
+    code, output = opensage("tuning", "describe", "cli-tuning", endpoint=server.endpoint)
+    assert code == 0
+    lines = output.splitlines()
+    settings = {line[:16].strip(): line[16:] for line in lines[: lines.index("")]}
+    assert settings["Status"] == "Completed"
+    assert settings["Strategy"] == "Grid"
+    assert settings["Objective"] == "Maximize score"
+    assert settings["Ranges"] == 'level in "1", "2", "3"'
+    assert settings["Best"] == f"{level['2']} (2)"
+    trial_table = [line.split() for line in lines[lines.index("") + 1 :]]
+    assert trial_table == [
+        ["TRIAL", "STATUS", "OBJECTIVE", "level"],
+        [level["2"], "Completed", "2", '"2"'],  # best first
+        [level["1"], "Completed", "1", '"1"'],
+        [level["3"], "Completed", "-", '"3"'],  # no objective: last
+    ]
+    code, output = opensage("tuning", "describe", "missing-tuning", endpoint=server.endpoint)
+    assert code == 1
+    assert output.strip() == (
+        "opensage: ResourceNotFound: Amazon SageMaker can't find a tuning job with name "
+        "missing-tuning"
+    )
 
 
 def test_unreachable_server_is_a_usage_error() -> None:

@@ -1,4 +1,4 @@
-"""`opensage server | jobs list|describe|logs|stop | quickstart`.
+"""`opensage server | jobs list|describe|logs|stop | tuning list|describe | quickstart`.
 
 Errors are usage messages, never tracebacks: a server that cannot be reached, a job that does
 not exist, a refused bind address all end with one line on stderr and exit status 1 or 2.
@@ -64,6 +64,18 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("name")
         sub.set_defaults(run=run)
 
+    tuning = commands.add_parser("tuning", help="hyperparameter tuning jobs").add_subparsers(
+        title="tuning"
+    )
+    listing = tuning.add_parser("list", help="list tuning jobs, newest first")
+    listing.add_argument("--status", choices=["InProgress", "Completed", "Failed", "Stopping",
+                                              "Stopped"])  # fmt: skip
+    listing.add_argument("--name-contains")
+    listing.set_defaults(run=_tuning_list)
+    describe = tuning.add_parser("describe", help="the job's settings and its trials, best first")
+    describe.add_argument("name")
+    describe.set_defaults(run=_tuning_describe)
+
     quick = commands.add_parser("quickstart", help="train XGBoost on bundled data, end to end")
     quick.set_defaults(run=_quickstart)
     return parser
@@ -128,6 +140,18 @@ def _jobs_logs(args: argparse.Namespace) -> None:
 def _jobs_stop(args: argparse.Namespace) -> None:
     _client("sagemaker").stop_training_job(TrainingJobName=args.name)
     print(f"Stopping {args.name}")
+
+
+def _tuning_list(args: argparse.Namespace) -> None:
+    from opensage.cli.tuning import list_jobs
+
+    list_jobs(_client("sagemaker"), args.status, args.name_contains)
+
+
+def _tuning_describe(args: argparse.Namespace) -> None:
+    from opensage.cli.tuning import describe_job
+
+    describe_job(_client("sagemaker"), args.name)
 
 
 def _quickstart(_args: argparse.Namespace) -> None:

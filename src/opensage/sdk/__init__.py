@@ -1,5 +1,5 @@
 """The opensage SDK: the SageMaker Python SDK's shapes (Session, Estimator, Model, Predictor,
-Transformer, serializers), built on boto3.
+Transformer, HyperparameterTuner, serializers), built on boto3.
 
 It talks to a server only through boto3 clients, so the same code runs against real SageMaker.
 """
@@ -18,20 +18,42 @@ from opensage.sdk.model import Model
 from opensage.sdk.predictor import Predictor
 from opensage.sdk.session import Session
 from opensage.sdk.transformer import Transformer
+from opensage.sdk.tuner import (
+    CategoricalParameter,
+    ContinuousParameter,
+    HyperbandStrategyConfig,
+    HyperparameterTuner,
+    HyperparameterTuningJobAnalytics,
+    IntegerParameter,
+    StrategyConfig,
+    TuningJobCompletionCriteriaConfig,
+    WarmStartConfig,
+    WarmStartTypes,
+)
 
 __all__ = [
     "KNN",
     "PCA",
+    "CategoricalParameter",
+    "ContinuousParameter",
     "Estimator",
+    "HyperbandStrategyConfig",
+    "HyperparameterTuner",
+    "HyperparameterTuningJobAnalytics",
+    "IntegerParameter",
     "KMeans",
     "LinearLearner",
     "Model",
     "Predictor",
     "RecordSet",
     "Session",
+    "StrategyConfig",
     "TrainingInput",
     "Transformer",
+    "TuningJobCompletionCriteriaConfig",
     "UnexpectedStatusError",
+    "WarmStartConfig",
+    "WarmStartTypes",
     "deserializers",
     "read_records",
     "serializers",

@@ -142,6 +142,18 @@ class Estimator:
         job_name: str | None = None,
     ) -> None:
         name = job_name or self._job_name()
+        self.session.sagemaker_client.create_training_job(**self._training_request(name, inputs))
+        self.latest_training_job = name
+        if wait:
+            self.wait(logs=logs)
+
+    def _training_request(
+        self,
+        name: str,
+        inputs: str | TrainingInput | dict[str, str | TrainingInput] | None,
+    ) -> dict[str, Any]:
+        """The CreateTrainingJob request `fit` sends (script mode: the code uploaded under
+        `name`); the HyperparameterTuner turns it into its TrainingJobDefinition."""
         output = self.output_path or f"s3://{self.session.default_bucket()}"
         request: dict[str, Any] = {
             "TrainingJobName": name,
@@ -171,10 +183,7 @@ class Estimator:
             request["CheckpointConfig"] = {"S3Uri": self.checkpoint_s3_uri}
         if self.tags:
             request["Tags"] = self.tags
-        self.session.sagemaker_client.create_training_job(**request)
-        self.latest_training_job = name
-        if wait:
-            self.wait(logs=logs)
+        return request
 
     def describe(self) -> dict[str, Any]:
         if self.latest_training_job is None:
