@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 import xgboost
-from sklearn.datasets import load_diabetes
+from sklearn.datasets import load_diabetes, load_iris
 
 from opensage.sdk import (
     CategoricalParameter,
@@ -22,6 +22,7 @@ from opensage.sdk import (
     HyperbandStrategyConfig,
     HyperparameterTuner,
     IntegerParameter,
+    KMeans,
     Session,
     StrategyConfig,
     TrainingInput,
@@ -32,7 +33,7 @@ from opensage.sdk import (
 )
 from opensage.sdk.deserializers import CSVDeserializer
 from opensage.sdk.serializers import CSVSerializer
-from tests.integration.conftest import XGBOOST_IMAGE, Clients, wait_for
+from tests.integration.conftest import ROLE, XGBOOST_IMAGE, Clients, wait_for
 from tests.integration.hosting import wait_no_model_servers
 
 SCRIPT = textwrap.dedent(
@@ -295,3 +296,27 @@ def test_stop_tuning_job(server: Clients, session: Session, tmp_path: Path) -> N
     assert desc["HyperParameterTuningJobStatus"] == "Stopped"
     assert desc["TrainingJobStatusCounters"]["Stopped"] == 2
     assert desc["TrainingJobStatusCounters"]["InProgress"] == 0
+
+
+def test_builtin_estimator_tunes_on_record_sets(session: Session) -> None:
+    """A built-in's estimator takes record sets in `tuner.fit`, as in its own `fit`: feature_dim
+    and the channels come from them."""
+    x = load_iris().data.astype("float32")
+    kmeans = KMeans(role=ROLE, instance_count=1, instance_type="ml.m5.large", k=3,
+                    sagemaker_session=session, base_job_name="tune-kmeans")  # fmt: skip
+    train = kmeans.record_set(x[::2])
+    test = kmeans.record_set(x[1::2], channel="test")
+    tuner = HyperparameterTuner(
+        kmeans,
+        "test:msd",
+        {"extra_center_factor": IntegerParameter(1, 3)},
+        objective_type="Minimize",
+        strategy="Random",
+        max_jobs=2,
+        max_parallel_jobs=2,
+    )
+    tuner.fit([train, test], job_name="tune-kmeans-records")
+    desc = tuner.describe()
+    assert desc["TrainingJobDefinition"]["StaticHyperParameters"]["feature_dim"] == "4"
+    assert desc["TrainingJobStatusCounters"]["Completed"] == 2
+    assert desc["BestTrainingJob"]["FinalHyperParameterTuningJobObjectiveMetric"]["Value"] > 0

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 from opensage.sdk.amazon import RecordSet
 from opensage.sdk.deserializers import BaseDeserializer, RecordDeserializer
 from opensage.sdk.errors import DEFAULT_ROLE
-from opensage.sdk.estimator import Estimator
+from opensage.sdk.estimator import Estimator, TrainingInput
 from opensage.sdk.predictor import Predictor
 from opensage.sdk.serializers import BaseSerializer, RecordSerializer
 
@@ -81,14 +81,21 @@ class AmazonAlgorithmEstimatorBase(Estimator):
         job_name: str | None = None,
     ) -> None:
         """Train on record sets (`record_set(...)`), one channel each."""
+        channels = self._prepare_for_training(records, mini_batch_size)
+        super().fit(dict(channels), wait=wait, logs=logs, job_name=job_name)
+
+    def _prepare_for_training(
+        self, records: RecordSet | list[RecordSet], mini_batch_size: int | None = None
+    ) -> dict[str, TrainingInput]:
+        """`feature_dim` and `mini_batch_size` from the training set, and a channel per record
+        set (the HyperparameterTuner calls it too, as the SDK's does)."""
         sets = records if isinstance(records, list) else [records]
         train = next((r for r in sets if r.channel == "train"), sets[0])
         self.hyperparameters["feature_dim"] = str(train.feature_dim)
         size = mini_batch_size or self._mini_batch_size(train)
         if size is not None:
             self.hyperparameters["mini_batch_size"] = str(size)
-        channels = {r.channel: r.records_s3_input() for r in sets}
-        super().fit(dict(channels), wait=wait, logs=logs, job_name=job_name)
+        return {r.channel: r.records_s3_input() for r in sets}
 
     def _mini_batch_size(self, train: RecordSet) -> int | None:
         return self.default_mini_batch_size

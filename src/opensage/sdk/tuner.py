@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from opensage.sdk.algorithms import AmazonAlgorithmEstimatorBase
+from opensage.sdk.amazon import RecordSet
 from opensage.sdk.deserializers import BaseDeserializer
 from opensage.sdk.errors import UnexpectedStatusError
 from opensage.sdk.estimator import Estimator, TrainingInput
@@ -243,12 +245,22 @@ class HyperparameterTuner:
 
     def fit(
         self,
-        inputs: str | TrainingInput | dict[str, str | TrainingInput] | None = None,
+        inputs: str
+        | TrainingInput
+        | dict[str, str | TrainingInput]
+        | RecordSet
+        | list[RecordSet]
+        | None = None,
         job_name: str | None = None,
         wait: bool = True,
     ) -> None:
-        """Start a tuning job (named `<base>-<yymmdd-HHMM>` unless `job_name` is given)."""
+        """Start a tuning job (named `<base>-<yymmdd-HHMM>` unless `job_name` is given); a
+        built-in's estimator takes record sets, as its own `fit` does."""
         name = job_name or self._job_name()
+        if isinstance(inputs, RecordSet | list):
+            if not isinstance(self.estimator, AmazonAlgorithmEstimatorBase):
+                raise TypeError("Record sets are for the built-in algorithms' estimators")
+            inputs = dict(self.estimator._prepare_for_training(inputs))
         request = self._request(name, inputs)
         self.sagemaker_session.sagemaker_client.create_hyper_parameter_tuning_job(**request)
         self.latest_tuning_job = TuningJob(self.sagemaker_session, name)
