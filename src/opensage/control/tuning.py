@@ -17,16 +17,16 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from opensage.algorithms import registry
-from opensage.algorithms.base import TUNING_OBJECTIVE
+from opensage.algorithms.base import TUNING_OBJECTIVE, Kind
 from opensage.control import images
 from opensage.control.listing import page
 from opensage.control.naming import arn, decode_token, encode_token
 from opensage.control.training import validate_request
 from opensage.errors import ResourceInUseError, ResourceNotFoundError, ValidationError
 from opensage.store import Resource, Store
-from opensage.store.repository import ListQuery
 from opensage.tuning import (
     CategoricalParameter,
+    ContinuousParameter,
     Observation,
     Space,
     Strategy,
@@ -166,7 +166,18 @@ def check_trials(plan: Plan) -> None:
     assert program is not None
     defined = {d["Name"] for d in spec.get("MetricDefinitions", [])}
     if program.algorithm is not None:
-        objectives = registry.algorithms()[program.algorithm].tunable_objectives()
+        algorithm = registry.algorithms()[program.algorithm]
+        for parameter in space.parameters:
+            row = algorithm.hyperparameters.by_name.get(
+                algorithm.hyperparameters.aliases.get(parameter.name, parameter.name)
+            )
+            if isinstance(parameter, ContinuousParameter) and row and row.kind is not Kind.FLOAT:
+                raise ValidationError(
+                    f"Hyperparameter '{parameter.name}' of the {program.algorithm} algorithm "
+                    f"is {row.kind.value.lower()}, not continuous: use IntegerParameterRanges or "
+                    "CategoricalParameterRanges."
+                )
+        objectives = algorithm.tunable_objectives()
         if metric in objectives:
             if objectives[metric] != direction:
                 raise ValidationError(
@@ -277,8 +288,12 @@ class TuningService:
         return {"HyperParameterTuningJobArn": job_arn}
 
     def _named(self, name: str) -> Resource | None:
-        """The job of that name, whatever its case (names are case-insensitive, spec §5.1)."""
-        found = self.store.query(ListQuery(kind=KIND, name_contains=name, limit=1000))
+        """The job of that name, whatever its case (names are case-insensitive, spec §5.1;
+        compared here, not in SQL, whose LIKE is case-sensitive on PostgreSQL)."""
+        exact = self.store.get(KIND, name)
+        if exact is not None:
+            return exact
+        found = self.store.query_kind(KIND)
         return next((job for job in found if job.name.lower() == name.lower()), None)
 
     def _warm_start(self, request: dict[str, Any], plan: Plan) -> list[dict[str, Any]]:
@@ -497,6 +512,8 @@ def trial_summary(trial: dict[str, Any], job: Resource, plan: Plan) -> dict[str,
     for key in ("TrainingStartTime", "TrainingEndTime", "FailureReason"):
         if trial.get(key) is not None:
             out[key] = trial[key]
+    if plan.definition.get("DefinitionName"):
+        out["TrainingJobDefinitionName"] = plan.definition["DefinitionName"]
     if trial.get("Objective") is not None:
         out["FinalHyperParameterTuningJobObjectiveMetric"] = {
             "Type": plan.direction,
