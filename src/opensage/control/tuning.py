@@ -216,6 +216,55 @@ def _corners(space: Space) -> list[dict[str, str]]:
     return corners
 
 
+MAX_WARM_START_CHANGES: Final = 10
+
+
+def _check_parent(name: str, parent: Plan, child: Plan, kind: str) -> None:
+    """Spec §5.2: the same hyperparameters (static and tuned, each of the same type), at most
+    MAX_WARM_START_CHANGES changes (a static value changed counts 2, a tuned categorical turned
+    static counts its values, any other change of role 1); IdenticalDataAndAlgorithm also needs
+    the same image and input data."""
+
+    def roles(plan: Plan) -> dict[str, tuple[str, Any]]:
+        static = plan.definition.get("StaticHyperParameters") or {}
+        out: dict[str, tuple[str, Any]] = {k: ("static", v) for k, v in static.items()}
+        for parameter in plan.space.parameters:
+            out[parameter.name] = (parameter.kind, parameter)
+        return out
+
+    before, after = roles(parent), roles(child)
+    if set(before) != set(after):
+        raise ValidationError(
+            f"Warm start needs the hyperparameters of the parent tuning job {name}: "
+            f"{sorted(set(before) ^ set(after))} are in only one of the two jobs."
+        )
+    changes = 0
+    for key, (role, value) in after.items():
+        old_role, old_value = before[key]
+        if role == old_role == "static":
+            changes += 2 if value != old_value else 0
+        elif "static" not in (role, old_role) and role != old_role:
+            raise ValidationError(
+                f"Hyperparameter '{key}' is {old_role} in the parent tuning job {name} and "
+                f"{role} here: warm start keeps each tuned hyperparameter's type."
+            )
+        elif role != old_role:
+            tuned = old_value if role == "static" else value
+            changes += len(tuned.values) if isinstance(tuned, CategoricalParameter) else 1
+    if changes > MAX_WARM_START_CHANGES:
+        raise ValidationError(
+            f"Warm start from {name} changes the hyperparameters {changes} times; at most "
+            f"{MAX_WARM_START_CHANGES} are allowed."
+        )
+    if kind == "IdenticalDataAndAlgorithm":
+        for key in ("AlgorithmSpecification", "InputDataConfig"):
+            if parent.definition.get(key) != child.definition.get(key):
+                raise ValidationError(
+                    f"WarmStartType IdenticalDataAndAlgorithm needs the same {key} as the parent "
+                    f"tuning job {name}; use TransferLearning for other data or algorithms."
+                )
+
+
 def trial_request(
     definition: dict[str, Any], name: str, values: dict[str, str], metric: str
 ) -> dict[str, Any]:
@@ -320,6 +369,7 @@ class TuningService:
                     f"The parent tuning job {parent_name} optimises {parent_plan.metric}, not "
                     f"{plan.metric}: warm start needs the same objective metric."
                 )
+            _check_parent(parent_name, parent_plan, plan, config["WarmStartType"])
             for trial in parent.state["Trials"]:
                 trials.append({**trial, "Parent": parent.name})
         return trials
