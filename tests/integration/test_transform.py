@@ -818,6 +818,7 @@ def test_execution_parameters_and_batch_environment(server: Clients, echo: str) 
     assert request_env["SAGEMAKER_MAX_PAYLOAD_IN_MB"] == "5"
     assert request_env["SAGEMAKER_BATCH_STRATEGY"] == "MULTI_RECORD"
     assert request_env["SAGEMAKER_MAX_CONCURRENT_TRANSFORMS"] == "3"
+    assert request_env["SAGEMAKER_MODEL_SERVER_WORKERS"] == "3"  # a thread per request in flight
 
 
 # --- the API ---------------------------------------------------------------------------------

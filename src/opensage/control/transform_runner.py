@@ -64,6 +64,7 @@ DEFAULT_PAYLOAD_MB: Final = 6
 DEFAULT_TIMEOUT: Final = 600
 DEFAULT_RETRIES: Final = 3
 _STRATEGIES: Final = {"MULTI_RECORD": "MultiRecord", "SINGLE_RECORD": "SingleRecord"}
+WORKERS_ENV: Final = "SAGEMAKER_MODEL_SERVER_WORKERS"
 _REASON_LIMIT: Final = 1024
 
 
@@ -339,7 +340,6 @@ class TransformSupervisor:
         model = job.state["Model"]
         defined = containers(model)
         isolated = bool(model.get("EnableNetworkIsolation", False))
-        extra = batch_environment(request)
         try:
             staged = []
             for index, container in enumerate(defined):
@@ -347,7 +347,7 @@ class TransformSupervisor:
                 stage_model(self.s.storage, container, folder)
                 staged.append(folder)
             for _ in range(int(request["TransformResources"]["InstanceCount"])):
-                self.instances.append(self._start_instance(defined, staged, extra, isolated))
+                self.instances.append(self._start_instance(defined, staged, request, isolated))
         except LaunchError as exc:
             raise JobFailure(f"ClientError: {exc}") from exc
         self._wait_ready()
@@ -356,7 +356,7 @@ class TransformSupervisor:
         self,
         defined: list[dict[str, Any]],
         staged: list[Path],
-        extra: dict[str, str],
+        request: dict[str, Any],
         isolated: bool,
     ) -> Instance:
         instance_id = f"i-{secrets.token_hex(4)}"
@@ -375,7 +375,7 @@ class TransformSupervisor:
                 self.s.config.instances_root / instance_id / f"c{index}",
                 self.s.config.logs_root / self.name / stream,
                 network_isolation=isolated,
-                extra_env=extra,
+                extra_env=batch_environment(request, container),
             )
             handles.append(handle)
             sockets.append(str(path))
@@ -561,9 +561,14 @@ def _filtered(
         yield processing.filter_input(record, number)
 
 
-def batch_environment(request: dict[str, Any]) -> dict[str, str]:
-    """The job's Environment and the batch variables a container sees (spec §1.5)."""
+def batch_environment(
+    request: dict[str, Any], container: dict[str, Any] | None = None
+) -> dict[str, str]:
+    """The job's Environment and the batch variables `container` sees (spec §1.5)."""
     env = {str(k): str(v) for k, v in (request.get("Environment") or {}).items()}
+    own = (container or {}).get("Environment") or {}
+    if WORKERS_ENV in own:
+        env.setdefault(WORKERS_ENV, str(own[WORKERS_ENV]))
     env["SAGEMAKER_BATCH"] = "true"
     if request.get("MaxPayloadInMB") is not None:
         env["SAGEMAKER_MAX_PAYLOAD_IN_MB"] = str(request["MaxPayloadInMB"])
@@ -573,6 +578,9 @@ def batch_environment(request: dict[str, Any]) -> dict[str, str]:
         ]
     if request.get("MaxConcurrentTransforms"):
         env["SAGEMAKER_MAX_CONCURRENT_TRANSFORMS"] = str(request["MaxConcurrentTransforms"])
+        # As many prediction threads as requests in flight (the SageMaker containers run a
+        # worker per CPU), unless the model or the job chose a number.
+        env.setdefault(WORKERS_ENV, str(request["MaxConcurrentTransforms"]))
     return env
 
 

