@@ -35,6 +35,10 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
+class InvalidRangeError(ValidationError):
+    """A Range header past the object's end: S3's 416 InvalidRange."""
+
+
 def decode_aws_chunked(body: bytes) -> bytes:
     """Undo `Content-Encoding: aws-chunked` (size;signature CRLF data CRLF ... 0 CRLF trailers)."""
     out, pos = bytearray(), 0
@@ -65,6 +69,8 @@ class S3Api:
         except NotFoundError as exc:
             code = "NoSuchBucket" if "bucket" in exc.message else "NoSuchKey"
             return _error(code, exc.message, 404)
+        except InvalidRangeError as exc:
+            return _error("InvalidRange", exc.message, 416)
         except ValidationError as exc:
             return _error("InvalidArgument", exc.message, 400)
         except OpenSageError as exc:
@@ -138,6 +144,11 @@ class S3Api:
             f"{token}{body}</ListBucketResult>"
         )
 
+    def _read_range(self, uri: S3Uri, start: int, stop: int) -> bytes:
+        with self.storage.open(uri) as stream:
+            stream.seek(start)
+            return stream.read(stop - start)
+
     async def _object(self, request: Request, uri: S3Uri) -> Response:
         method = request.method
         if method == "PUT":
@@ -161,11 +172,40 @@ class S3Api:
                 ),
                 "Content-Length": str(head.size),
             }
+            headers["Accept-Ranges"] = "bytes"
             if method == "HEAD":
                 return Response(status_code=200, headers=headers)
-            data = await run_in_threadpool(self.storage.get_bytes, uri)
-            return Response(data, headers=headers, media_type="binary/octet-stream")
+            wanted = byte_range(request.headers.get("range"), head.size)
+            if wanted is None:
+                data = await run_in_threadpool(self.storage.get_bytes, uri)
+                return Response(data, headers=headers, media_type="binary/octet-stream")
+            start, stop = wanted
+            data = await run_in_threadpool(self._read_range, uri, start, stop)
+            headers["Content-Length"] = str(len(data))
+            headers["Content-Range"] = f"bytes {start}-{stop - 1}/{head.size}"
+            return Response(
+                data, status_code=206, headers=headers, media_type="binary/octet-stream"
+            )
         if method == "DELETE":
             await run_in_threadpool(self.storage.delete, uri)
             return Response(status_code=204)
         return _error("NotImplemented", f"{method} on an object is not supported yet", 501)
+
+
+def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """The [start, stop) of a single `Range: bytes=...` header, as S3 reads it (boto3's
+    multipart downloads send one per part); None for no range or several (the whole object).
+    An unsatisfiable one is S3's InvalidRange."""
+    if not header or not header.startswith("bytes=") or "," in header:
+        return None
+    first, _, last = header.removeprefix("bytes=").strip().partition("-")
+    try:
+        if not first:  # the last N bytes
+            start, stop = max(0, size - int(last)), size
+        else:
+            start, stop = int(first), min(size, int(last) + 1) if last else size
+    except ValueError:
+        return None
+    if start >= size or start >= stop:
+        raise InvalidRangeError(f"The requested range {header} is not satisfiable (size {size}).")
+    return start, stop
