@@ -153,7 +153,9 @@ def _plain_file(file: BinaryIO) -> str | None:
     return None if len(head) < 2 or is_gzip(head) else name
 
 
-def _whole_file(path: str, label_size: int, dtype: npt.DTypeLike) -> npt.NDArray[Any] | None:
+def _whole_file(
+    path: str | BinaryIO, label_size: int, dtype: npt.DTypeLike
+) -> npt.NDArray[Any] | None:
     """The file's rows by pandas in one go, or None when they need the strict reader.
 
     pandas parses every number as a double and casts it to a float32 column itself, so asking
@@ -245,6 +247,9 @@ def read_csv(
     stream: BinaryIO = io.BytesIO(bytes(data)) if isinstance(data, bytes | bytearray) else data
     path = _plain_file(stream)
     whole = _whole_file(path, label_size, dtype) if path is not None else None
+    if isinstance(data, bytes | bytearray) and len(data) > 1 and not is_gzip(bytes(data[:2])):
+        whole = _whole_file(stream, label_size, dtype)  # a request body: pandas too, from memory
+        stream.seek(0)
     if whole is not None:  # pandas' one-shot reader: its chunked mode is half as fast
         return _split(whole.astype(dtype, copy=False), label_size)
     parts = list(read_csv_batches(stream, label_size=label_size, source=source, dtype=dtype))
