@@ -846,19 +846,20 @@ runner (this process: splitting, HTTP, writing the output) about
 cores and start-up. For the whole file the handler costs {xg["invoke"]:.1f} s of CPU
 (XGBoost) and {ll["invoke"]:.1f} s (Linear Learner), against {med(xs.floor_s):.1f} s and
 {med(ls.floor_s):.1f} s for the floor's whole run. XGBoost: the CSV parse is
-{xg["parse"]:.1f} s of it (`serve.parse_csv`: `splitlines`, `str.split` per row, `np.array`
-over lists of strings, all holding the GIL), {xg["parse"] / xg["pandas"]:.1f}x what
-`pandas.read_csv` takes on the same bytes ({xg["pandas"]:.1f} s); predicting (nthread=1)
+{xg["parse"]:.1f} s of it (`serve.parse_csv`: numpy's C `loadtxt`, holding the GIL),
+{xg["parse"] / xg["pandas"]:.1f}x what `pandas.read_csv` takes on the same bytes
+({xg["pandas"]:.1f} s); predicting (nthread=1)
 {xg["predict"]:.1f} s, encoding {xg["encode"]:.1f} s. Linear Learner: the parse
-(`formats.csv`, `np.loadtxt`) {ll["parse"]:.1f} s, the JSON Lines answer (`json.dumps` per
+(`formats.csv`: pandas) {ll["parse"]:.1f} s, the JSON Lines answer (`json.dumps` per
 row) {ll["encode"]:.1f} s, predicting with a dict per row {ll["predict"]:.1f} s. The runner's
 side is cheap: splitting the file {xg["split"]:.1f} s, sending every request
-{xg["transport"]:.1f} s. MaxConcurrentTransforms 2 only overlaps transfers with predictions:
-the model server runs `invoke` on SAGEMAKER_MODEL_SERVER_WORKERS threads, 1 unless the job's
-Environment sets it, so the second request waits; with 2 workers the GIL-bound parse and
-encode still take turns. Start-up is a fixed cost per job: {xg["ready"]:.1f} s from
-CreateTransformJob until the XGBoost model server serves ({ll["ready"]:.1f} s for Linear
-Learner), mostly `import xgboost`, which imports scikit-learn."""
+{xg["transport"]:.1f} s. MaxConcurrentTransforms 2 gives the model server two prediction
+threads (SAGEMAKER_MODEL_SERVER_WORKERS), but the parse, the dict per row and the encoding
+hold the GIL, so the two requests mostly take turns. What would close the gap: parsing and
+predicting without the GIL (xgboost reading the CSV into a DMatrix itself), and answers
+built from whole arrays instead of a dict per row. Start-up is a fixed cost per job:
+{xg["ready"]:.1f} s from CreateTransformJob until the XGBoost model server serves
+({ll["ready"]:.1f} s for Linear Learner), mostly `import xgboost`, which imports scikit-learn."""
 
 
 if __name__ == "__main__":
