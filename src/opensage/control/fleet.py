@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import secrets
 import shutil
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ from opensage.control.routing import (
     RouteTable,
     VariantRoutes,
 )
+from opensage.control.supervision import Supervision
 from opensage.runtime import RunHandle, Runtime
 from opensage.storage import ObjectStorage
 from opensage.store import Resource, Store
@@ -141,22 +141,10 @@ class FleetManager:
         self.metrics = metrics
         self.config = config
         self.server_config = ServerConfig(config.region, config.container_env)
-        self.shutting_down = threading.Event()
-        self._threads: dict[str, threading.Thread] = {}
-        self._lock = threading.Lock()
+        self.threads = Supervision("endpoint", lambda name: EndpointSupervisor(self, name).run())
+        self.launch = self.threads.launch
+        self.shutting_down = self.threads.shutting_down
         self.on_removed: list[Callable[[str], None]] = []
-
-    def launch(self, name: str) -> None:
-        with self._lock:
-            if self.shutting_down.is_set():
-                return
-            thread = self._threads.get(name)
-            if thread is not None and thread.is_alive():
-                return
-            supervisor = EndpointSupervisor(self, name)
-            thread = threading.Thread(target=supervisor.run, name=f"endpoint-{name}", daemon=True)
-            self._threads[name] = thread
-            thread.start()
 
     def reconcile(self) -> None:
         """Stop what a previous server left running, then serve every active endpoint again."""
@@ -169,10 +157,7 @@ class FleetManager:
             self.launch(endpoint.name)
 
     def shutdown(self, timeout: float = 30.0) -> None:
-        self.shutting_down.set()
-        deadline = time.monotonic() + timeout
-        for thread in list(self._threads.values()):
-            thread.join(max(0.1, deadline - time.monotonic()))
+        self.threads.shutdown(timeout)
 
 
 class EndpointSupervisor:

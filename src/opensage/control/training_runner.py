@@ -33,6 +33,7 @@ from opensage.control.staging import (
     sync_up,
     upload_artifacts,
 )
+from opensage.control.supervision import Supervision
 from opensage.runtime import ContainerSpec, RunHandle, Runtime, build_job_tree
 from opensage.runtime.base import start
 from opensage.storage import ObjectStorage, S3Uri
@@ -62,20 +63,9 @@ class TrainingScheduler:
         self.storage = storage
         self.runtime = runtime
         self.config = config
-        self.shutting_down = threading.Event()
-        self._threads: dict[str, threading.Thread] = {}
-        self._lock = threading.Lock()
-
-    def launch(self, name: str) -> None:
-        with self._lock:
-            if self.shutting_down.is_set() or (
-                name in self._threads and self._threads[name].is_alive()
-            ):
-                return
-            supervisor = JobSupervisor(self, name)
-            thread = threading.Thread(target=supervisor.run, name=f"job-{name}", daemon=True)
-            self._threads[name] = thread
-            thread.start()
+        self.threads = Supervision("job", lambda name: JobSupervisor(self, name).run())
+        self.launch = self.threads.launch
+        self.shutting_down = self.threads.shutting_down
 
     def reconcile(self) -> None:
         """Resume every job a previous server left in flight."""
@@ -84,9 +74,7 @@ class TrainingScheduler:
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """Stop supervising; the programs keep running and are re-attached on restart."""
-        self.shutting_down.set()
-        for thread in list(self._threads.values()):
-            thread.join(timeout)
+        self.threads.shutdown(timeout)
 
     def job_dir(self, name: str) -> Path:
         return self.config.jobs_root / name

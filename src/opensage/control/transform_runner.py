@@ -38,6 +38,7 @@ from opensage.control.model_servers import (
     stop_leftovers,
 )
 from opensage.control.models import containers
+from opensage.control.supervision import Supervision
 from opensage.control.transform_filters import DataProcessing, FilterError
 from opensage.control.transform_records import (
     MiniBatch,
@@ -92,19 +93,9 @@ class TransformScheduler:
         self.storage = storage
         self.runtime = runtime
         self.config = config
-        self.shutting_down = threading.Event()
-        self._threads: dict[str, threading.Thread] = {}
-        self._lock = threading.Lock()
-
-    def launch(self, name: str) -> None:
-        with self._lock:
-            thread = self._threads.get(name)
-            if self.shutting_down.is_set() or (thread is not None and thread.is_alive()):
-                return
-            supervisor = TransformSupervisor(self, name)
-            thread = threading.Thread(target=supervisor.run, name=f"transform-{name}", daemon=True)
-            self._threads[name] = thread
-            thread.start()
+        self.threads = Supervision("transform", lambda name: TransformSupervisor(self, name).run())
+        self.launch = self.threads.launch
+        self.shutting_down = self.threads.shutting_down
 
     def reconcile(self) -> None:
         """Stop the model servers a previous server left, and run its unfinished jobs again."""
@@ -113,10 +104,7 @@ class TransformScheduler:
             self.launch(job.name)
 
     def shutdown(self, timeout: float = 30.0) -> None:
-        self.shutting_down.set()
-        deadline = time.monotonic() + timeout
-        for thread in list(self._threads.values()):
-            thread.join(max(0.1, deadline - time.monotonic()))
+        self.threads.shutdown(timeout)
 
 
 @dataclass(frozen=True)

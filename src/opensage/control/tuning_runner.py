@@ -15,12 +15,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
+from opensage.control.supervision import Supervision
 from opensage.control.tuning import (
     ACTIVE,
     IN_PROGRESS,
@@ -67,19 +67,9 @@ class TuningScheduler:
         self.store = store
         self.training = training
         self.poll_interval_seconds = poll_interval_seconds
-        self.shutting_down = threading.Event()
-        self._threads: dict[str, threading.Thread] = {}
-        self._lock = threading.Lock()
-
-    def launch(self, name: str) -> None:
-        with self._lock:
-            thread = self._threads.get(name)
-            if self.shutting_down.is_set() or (thread is not None and thread.is_alive()):
-                return
-            supervisor = TuningSupervisor(self, name)
-            thread = threading.Thread(target=supervisor.run, name=f"tuning-{name}", daemon=True)
-            self._threads[name] = thread
-            thread.start()
+        self.threads = Supervision("tuning", lambda name: TuningSupervisor(self, name).run())
+        self.launch = self.threads.launch
+        self.shutting_down = self.threads.shutting_down
 
     def reconcile(self) -> None:
         """Go on with every tuning job a previous server left in flight."""
@@ -87,10 +77,7 @@ class TuningScheduler:
             self.launch(job.name)
 
     def shutdown(self, timeout: float = 10.0) -> None:
-        self.shutting_down.set()
-        deadline = time.monotonic() + timeout
-        for thread in list(self._threads.values()):
-            thread.join(max(0.1, deadline - time.monotonic()))
+        self.threads.shutdown(timeout)
 
 
 class TuningSupervisor:
