@@ -8,6 +8,7 @@ from typing import Any
 from opensage.control.listing import page
 from opensage.control.models import ModelService
 from opensage.control.naming import arn
+from opensage.control.tags import insert_tagged
 from opensage.errors import NotFoundError, ValidationError
 from opensage.store import Resource, Store
 
@@ -34,13 +35,10 @@ class EndpointConfigService:
                 raise ValidationError(f"{unsupported} is not supported yet.")
         now = time.time()
         resource = Resource(KIND, name, config_arn, "Created", now, now, request, {})
-        if not self.store.insert(resource):
-            raise ValidationError(
-                f'Cannot create already existing endpoint configuration "{config_arn}".'
-            )
-        tags = {t["Key"]: t["Value"] for t in request.get("Tags", [])}
-        if tags:
-            self.store.put_tags(config_arn, tags)
+        duplicate = ValidationError(
+            f'Cannot create already existing endpoint configuration "{config_arn}".'
+        )
+        insert_tagged(self.store, resource, request, duplicate)
         return {"EndpointConfigArn": config_arn}
 
     def _variants(self, request: dict[str, Any]) -> list[dict[str, Any]]:

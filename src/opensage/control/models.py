@@ -13,6 +13,7 @@ from typing import Any
 from opensage.control import images
 from opensage.control.listing import page
 from opensage.control.naming import arn
+from opensage.control.tags import insert_tagged
 from opensage.errors import NotFoundError, ValidationError
 from opensage.storage import S3Uri
 from opensage.store import Resource, Store
@@ -35,11 +36,8 @@ class ModelService:
         containers(request)  # validates
         now = time.time()
         resource = Resource(KIND, name, model_arn, "Created", now, now, request, {})
-        if not self.store.insert(resource):
-            raise ValidationError(f'Cannot create already existing model "{model_arn}".')
-        tags = {t["Key"]: t["Value"] for t in request.get("Tags", [])}
-        if tags:
-            self.store.put_tags(model_arn, tags)
+        duplicate = ValidationError(f'Cannot create already existing model "{model_arn}".')
+        insert_tagged(self.store, resource, request, duplicate)
         return {"ModelArn": model_arn}
 
     def get(self, name: str) -> Resource:

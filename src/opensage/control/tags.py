@@ -5,8 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from opensage.control.naming import decode_token, encode_token
-from opensage.errors import ResourceNotFoundError
-from opensage.store import Store
+from opensage.errors import OpenSageError, ResourceNotFoundError
+from opensage.store import Resource, Store
+
+
+def insert_tagged(
+    store: Store, resource: Resource, request: dict[str, Any], duplicate: OpenSageError
+) -> None:
+    """Store a new resource with the request's `Tags`; `duplicate` if the name is taken."""
+    if not store.insert(resource):
+        raise duplicate
+    tags = {t["Key"]: t["Value"] for t in request.get("Tags", [])}
+    if tags:
+        store.put_tags(resource.arn, tags)
 
 
 class TagService:

@@ -12,6 +12,7 @@ from opensage.control.lifecycle import Primary, Secondary
 from opensage.control.listing import page
 from opensage.control.metrics import final_metrics
 from opensage.control.naming import arn
+from opensage.control.tags import insert_tagged
 from opensage.errors import NotFoundError, ResourceInUseError, ValidationError
 from opensage.storage import S3Uri
 from opensage.store import Resource, Store
@@ -47,11 +48,9 @@ class TrainingService:
             request=request,
             state=lifecycle.initial_state(now),
         )
-        if not self.store.insert(resource):
-            raise ResourceInUseError(f"Training job {name} already exists")
-        tags = {t["Key"]: t["Value"] for t in request.get("Tags", [])}
-        if tags:
-            self.store.put_tags(job_arn, tags)
+        insert_tagged(
+            self.store, resource, request, ResourceInUseError(f"Training job {name} already exists")
+        )
         self._launch(name)
         return {"TrainingJobArn": job_arn}
 

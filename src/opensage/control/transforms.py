@@ -15,6 +15,7 @@ from opensage.control.listing import page
 from opensage.control.models import KIND as MODEL_KIND
 from opensage.control.models import containers
 from opensage.control.naming import arn
+from opensage.control.tags import insert_tagged
 from opensage.control.transform_filters import DataProcessing
 from opensage.errors import ResourceInUseError, ResourceNotFoundError, ValidationError
 from opensage.storage import S3Uri
@@ -52,11 +53,8 @@ class TransformService:
         job_arn = self.arn(name)
         state = {"LastModifiedTime": now, "Model": model.request}
         resource = Resource(KIND, name, job_arn, IN_PROGRESS, now, now, request, state)
-        if not self.store.insert(resource):
-            raise ResourceInUseError(f"Transform job {name} already exists.")
-        tags = {t["Key"]: t["Value"] for t in request.get("Tags", [])}
-        if tags:
-            self.store.put_tags(job_arn, tags)
+        duplicate = ResourceInUseError(f"Transform job {name} already exists.")
+        insert_tagged(self.store, resource, request, duplicate)
         self._launch(name)
         return {"TransformJobArn": job_arn}
 

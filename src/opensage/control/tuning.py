@@ -21,6 +21,7 @@ from opensage.algorithms.base import TUNING_OBJECTIVE, Kind
 from opensage.control import images
 from opensage.control.listing import page
 from opensage.control.naming import arn, decode_token, encode_token
+from opensage.control.tags import insert_tagged
 from opensage.control.training import validate_request
 from opensage.errors import ResourceInUseError, ResourceNotFoundError, ValidationError
 from opensage.store import Resource, Store
@@ -328,11 +329,7 @@ class TuningService:
         }
         job_arn = self.arn(name)
         resource = Resource(KIND, name, job_arn, IN_PROGRESS, now, now, request, state)
-        if not self.store.insert(resource):
-            raise duplicate
-        tags = {t["Key"]: t["Value"] for t in request.get("Tags", [])}
-        if tags:
-            self.store.put_tags(job_arn, tags)
+        insert_tagged(self.store, resource, request, duplicate)
         self._launch(name)
         return {"HyperParameterTuningJobArn": job_arn}
 
