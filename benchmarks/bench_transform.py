@@ -25,9 +25,9 @@ Per model and run, in turn (so a load swing on the shared machine hits both alik
    DescribeTransformJob says Completed (polled every 0.1 s); TransformStartTime ->
    TransformEndTime is kept too. The output must have one line per input row and equal the
    floor's predictions (1e-5), else the run fails;
-3. a diagnostic variant of ours with `SAGEMAKER_MODEL_SERVER_WORKERS=2` in the job's
-   Environment (the model server otherwise predicts on one thread, so the second concurrent
-   request only queues).
+3. a diagnostic variant of ours with `SAGEMAKER_MODEL_SERVER_WORKERS=1` in the job's
+   Environment: one model-server process takes both requests in flight, where by default
+   MaxConcurrentTransforms 2 gives it two worker processes.
 
 Accept is text/csv for XGBoost. Linear Learner offers no text/csv answer (JSON, JSON Lines,
 RecordIO only, as SageMaker's), so its jobs ask for application/jsonlines.
@@ -109,7 +109,7 @@ TOLERANCE = 1e-5
 POLL_SECONDS = 0.1
 JOB_DEADLINE_SECONDS = 1800.0
 WIDTH = 99  # the repository's line length less one
-TWO_WORKERS = {"SAGEMAKER_MODEL_SERVER_WORKERS": "2"}
+ONE_WORKER = {"SAGEMAKER_MODEL_SERVER_WORKERS": "1"}
 Array = np.ndarray[Any, Any]
 
 
@@ -271,7 +271,7 @@ class Subject:
     floor_s: list[float] = field(default_factory=list)
     floor_cpu_s: list[float] = field(default_factory=list)
     ours: list[JobRun] = field(default_factory=list)
-    two_workers: list[JobRun] = field(default_factory=list)
+    one_worker: list[JobRun] = field(default_factory=list)
     max_diff: float = 0.0
     facts: dict[str, float] = field(default_factory=dict)
     """Where the time goes, seconds for the whole file (see `where_time_goes`)."""
@@ -405,14 +405,13 @@ def time_ours(
     created = time.time()
     start = time.perf_counter()
     clients.sagemaker.create_transform_job(**request)
-    served: dict[int, float] = {}
-    pids: list[int] = []
+    served: dict[int, float] = {}  # the model server's processes: front end and workers
     deadline = time.monotonic() + JOB_DEADLINE_SECONDS
     while True:
         desc = clients.sagemaker.describe_transform_job(TransformJobName=job)
         if desc["TransformJobStatus"] in ("Completed", "Failed", "Stopped"):
             break
-        pids = pids or server_pids(home)
+        pids = set(served) | set(server_pids(home))
         served.update({pid: max(served.get(pid, 0.0), cpu_seconds(pid)) for pid in pids})
         if time.monotonic() > deadline:
             raise RuntimeError(f"{job} did not finish within {JOB_DEADLINE_SECONDS:.0f} s")
@@ -457,14 +456,14 @@ def one_run(
     for subject in subjects:
         expected = time_floor(subject, source, folder)
         for runs, environment, suffix in ((subject.ours, None, ""),
-                                          (subject.two_workers, TWO_WORKERS, "-w2")):  # fmt: skip
+                                          (subject.one_worker, ONE_WORKER, "-w1")):  # fmt: skip
             job = f"bench-{subject.handler_name.replace('_', '-')}-{run}{suffix}"
             runs.append(time_ours(subject, clients, home, job, environment))
             diff = check_output(subject, clients, job, expected, folder)
             subject.max_diff = max(subject.max_diff, diff)
         print(
             f"run {run + 1} {subject.name}: floor {subject.floor_s[-1]:.2f} s, ours "
-            f"{subject.ours[-1]}, 2 workers {subject.two_workers[-1].wall:.2f} s",
+            f"{subject.ours[-1]}, 1 worker {subject.one_worker[-1].wall:.2f} s",
             flush=True,
         )
 
@@ -632,8 +631,8 @@ def where_time_goes(subject: Subject, source: Path, folder: Path, rows: int) -> 
 def table(subjects: list[Subject], rows: int) -> str:
     lines = [
         "| model | floor s | floor rows/s | ours s | ours rows/s | ours/floor | start->end s "
-        "| create->ready s | floor CPU s | runner CPU s | model server CPU s | 2 workers s "
-        "| 2 workers/floor | max diff |",
+        "| create->ready s | floor CPU s | runner CPU s | model server CPU s | 1 worker s "
+        "| 1 worker/floor | max diff |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for s in subjects:
@@ -649,8 +648,8 @@ def table(subjects: list[Subject], rows: int) -> str:
             f"{med(s.floor_cpu_s):.1f}",
             f"{med([run.runner_cpu for run in s.ours]):.1f}",
             f"{med([run.server_cpu for run in s.ours]):.1f}",
-            f"{med([run.wall for run in s.two_workers]):.2f}",
-            f"{s.ratio(s.two_workers):.0%}",
+            f"{med([run.wall for run in s.one_worker]):.2f}",
+            f"{s.ratio(s.one_worker):.0%}",
             f"{s.max_diff:.1e}",
         )
         lines.append(f"| {s.name} | {' | '.join(figures)} |")
@@ -697,8 +696,8 @@ def verdict(subjects: list[Subject]) -> list[str]:
         ours_cpu = med([run.runner_cpu + run.server_cpu for run in s.ours])
         lines.append(
             f"- {s.name}: ours at {ratio:.0%} of the floor's rows/s, target >= {TARGET:.0%}: "
-            f"{'met' if ratio >= TARGET else 'NOT met'} (2 model-server workers: "
-            f"{s.ratio(s.two_workers):.0%}). In CPU time, steadier on the shared machine: the "
+            f"{'met' if ratio >= TARGET else 'NOT met'} (one model-server worker process: "
+            f"{s.ratio(s.one_worker):.0%}). In CPU time, steadier on the shared machine: the "
             f"floor {floor_cpu:.1f} s, ours {ours_cpu:.1f} s ({floor_cpu / ours_cpu:.0%}). "
             f"Every output equal to the floor's (max diff {s.max_diff:.1e})."
         )
@@ -788,8 +787,9 @@ cd /work/main && .venv/bin/python benchmarks/bench_transform.py {flags} --write
   application/jsonlines for Linear Learner (it offers no CSV answer). start->end:
   TransformStartTime -> TransformEndTime; create->ready: until the model server logs that it
   serves. runner CPU: this process (API server and the job's threads) during the job; model
-  server CPU: its process, from /proc. "2 workers" adds
-  `Environment={{"SAGEMAKER_MODEL_SERVER_WORKERS": "2"}}` (a diagnostic). Every job's output
+  server CPU: its processes (front end and workers), from /proc. "1 worker" adds
+  `Environment={{"SAGEMAKER_MODEL_SERVER_WORKERS": "1"}}` (a diagnostic: one process where
+  MaxConcurrentTransforms 2 otherwise gives two worker processes). Every job's output
   is checked: one line per input row, equal to the floor's predictions within {TOLERANCE:g}.
 
 {text}

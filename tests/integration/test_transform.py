@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import re
 import struct
 import textwrap
@@ -818,7 +819,8 @@ def test_execution_parameters_and_batch_environment(server: Clients, echo: str) 
     assert request_env["SAGEMAKER_MAX_PAYLOAD_IN_MB"] == "5"
     assert request_env["SAGEMAKER_BATCH_STRATEGY"] == "MULTI_RECORD"
     assert request_env["SAGEMAKER_MAX_CONCURRENT_TRANSFORMS"] == "3"
-    assert request_env["SAGEMAKER_MODEL_SERVER_WORKERS"] == "3"  # a thread per request in flight
+    # A worker process per request in flight, at most one per CPU.
+    assert request_env["SAGEMAKER_MODEL_SERVER_WORKERS"] == str(min(3, os.cpu_count() or 1))
 
 
 # --- the API ---------------------------------------------------------------------------------

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -344,3 +346,20 @@ def test_a_single_differently_named_model_file_is_served(binary: Trained, tmp_pa
     (tmp_path / "model" / "model.json").write_bytes(bytes(binary.booster.save_raw("json")))
     handler = serve.load(tmp_path / "model", {})
     assert handler.n_features == N_FEATURES
+
+
+def test_the_handler_imports_xgboost_without_scikit_learn() -> None:
+    """The model server's start-up skips scikit-learn (1 s); scikit-learn still imports after."""
+    probe = (
+        "import sys\n"
+        "from opensage.algorithms.xgboost import serve\n"
+        "assert 'sklearn' not in sys.modules, 'scikit-learn was imported'\n"
+        "assert serve.xgb.Booster is not None\n"
+        "import sklearn.base\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"

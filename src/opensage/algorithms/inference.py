@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,42 @@ from opensage.serving.handler import Result, builtin_execution_parameters
 Features = Any
 """A float32 2-D numpy array, or a float32 `scipy.sparse.csr_matrix`."""
 Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Per-row results held as one array per key (1-D: a number per row, 2-D: a list per row).
+
+    A handler answering thousands of rows at a time returns this instead of a dict per row:
+    JSON and JSON Lines are then written from whole columns, three times faster than a
+    `json.dumps` per row (batch transform sends 6 MB requests), with the same bytes.
+    """
+
+    fields: Mapping[str, npt.NDArray[Any]]
+
+    def rows(self) -> list[Row]:
+        names = list(self.fields)
+        values = zip(*(column.tolist() for column in self.fields.values()), strict=True)
+        return [dict(zip(names, row, strict=True)) for row in values]
+
+    def json_objects(self) -> list[str] | None:
+        """Each row as `json.dumps` writes it, or None where a column needs json's own rules
+        (booleans, NaN and infinities, anything but numbers)."""
+        parts: list[str] = []
+        cells: list[list[str]] = []
+        for name, column in self.fields.items():
+            if column.dtype.kind not in "iuf" or column.ndim not in (1, 2):
+                return None
+            if column.dtype.kind == "f" and not np.isfinite(column).all():
+                return None
+            parts.append(f"{json.dumps(name)}: ".replace("%", "%%"))
+            # float and int reprs are what json writes; a list's repr is its JSON too.
+            cells.append(list(map(repr, column.tolist())))
+        template = "{" + ", ".join(f"{part}%s" for part in parts) + "}"
+        return [template % row for row in zip(*cells, strict=True)]
+
+
+Results = Sequence[Row] | Columns
 
 
 def parse_features(body: bytes, content_type: MediaType) -> Features:
@@ -135,8 +172,16 @@ def _instance(instance: Any) -> tuple[list[float], list[int] | None, int | None]
     return values, [int(k) for k in keys], width
 
 
-def encode(rows: Sequence[Row], accept: str, envelope: str = "predictions") -> bytes:
+def encode(results: Results, accept: str, envelope: str = "predictions") -> bytes:
     """Per-row results in the Accept type: JSON under `envelope`, JSON Lines, RecordIO, CSV."""
+    if isinstance(results, Columns):
+        objects = results.json_objects() if accept in (JSON, JSONLINES) else None
+        if objects is not None and accept == JSON:
+            return f"{{{json.dumps(envelope)}: [{', '.join(objects)}]}}".encode()
+        if objects is not None:
+            return "".join(f"{line}\n" for line in objects).encode()
+        results = results.rows()
+    rows: Sequence[Row] = results
     if accept == JSON:
         return json.dumps({envelope: list(rows)}).encode()
     if accept == JSONLINES:
@@ -187,7 +232,7 @@ class BuiltinHandler:
         self.workers = env.workers
         self.default_accept = env.default_accept or algorithm.default_accept
 
-    def predict(self, features: Features, params: Mapping[str, str]) -> list[Row]:
+    def predict(self, features: Features, params: Mapping[str, str]) -> Results:
         """One result object per row; `params` are the Accept type's (`verbose=true`)."""
         raise NotImplementedError
 

@@ -17,6 +17,7 @@ import contextlib
 import http.client
 import json
 import logging
+import os
 import secrets
 import shutil
 import socket
@@ -566,9 +567,10 @@ def batch_environment(
         ]
     if request.get("MaxConcurrentTransforms"):
         env["SAGEMAKER_MAX_CONCURRENT_TRANSFORMS"] = str(request["MaxConcurrentTransforms"])
-        # As many prediction threads as requests in flight (the SageMaker containers run a
-        # worker per CPU), unless the model or the job chose a number.
-        env.setdefault(WORKERS_ENV, str(request["MaxConcurrentTransforms"]))
+        # A worker process per request in flight, at most one per CPU (the SageMaker
+        # containers run a worker per CPU), unless the model or the job chose a number.
+        workers = min(int(request["MaxConcurrentTransforms"]), os.cpu_count() or 1)
+        env.setdefault(WORKERS_ENV, str(workers))
     return env
 
 

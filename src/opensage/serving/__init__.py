@@ -10,6 +10,7 @@ Modules, from the outside in:
 
 * `server`: the command line, which handler to load, and the uvicorn process lifecycle.
 * `app`: the ASGI callable (routing, body limits, the prediction thread pool).
+* `workers`: the worker processes behind the front end when there are several.
 * `handler`, `errors`: the small protocol every handler implements, and its error type.
 * `environment`: the environment variables the server and the handlers read.
 * `toolkit`, `context`, `codecs`: the SageMaker Inference Toolkit semantics for user scripts.

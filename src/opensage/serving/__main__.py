@@ -1,5 +1,6 @@
 """`python -m opensage.serving serve`: what `docker run <image> serve` runs."""
 
-from opensage.serving.server import exit_now, main
+from opensage.serving.server import main
+from opensage.serving.workers import exit_now
 
 exit_now(main())

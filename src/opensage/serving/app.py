@@ -2,9 +2,10 @@
 
 Plain ASGI rather than a routing framework because the per-request cost is the product here
 (it is benchmarked against a minimal FastAPI app). `/ping` is answered on the event loop, so it
-stays fast while every worker thread is busy predicting; `invoke` runs in a
-`ThreadPoolExecutor` of `workers` threads, and every exception is turned into a `Result` in the
-worker thread so the loop only ever writes responses.
+stays fast while every worker is busy predicting; `invoke` runs in a `ThreadPoolExecutor` of
+`workers` threads (each one waits on a worker process when there are several, see
+`opensage.serving.workers`), and every exception is turned into a `Result` in that thread so
+the loop only ever writes responses.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ class InferenceApp:
     def _invoke(
         self, body: bytes, content_type: str | None, accept: str | None, attributes: str | None
     ) -> Result:
-        """Run the handler in a worker thread; errors become their status or a 500."""
+        """Run the handler in a pool thread; errors become their status or a 500."""
         try:
             return self.handler.invoke(body, content_type, accept, attributes)
         except Exception as exc:

@@ -1,7 +1,8 @@
 """The protocol between the HTTP server and whatever computes predictions.
 
-A handler is loaded once, before the server listens, and then called from a pool of
-`SAGEMAKER_MODEL_SERVER_WORKERS` threads, so `invoke` must be safe to call concurrently. It
+A handler is loaded once per worker process, before the server listens, and then called one
+request at a time (`SAGEMAKER_MODEL_SERVER_WORKERS` above 1 means that many processes, each
+with its own handler, as in SageMaker's model servers; see `opensage.serving.workers`). It
 gets the raw body and the three request headers SageMaker forwards, and returns a `Result` or
 raises `opensage.serving.errors.InferenceError`; any other exception becomes a 500.
 """

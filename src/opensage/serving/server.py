@@ -9,6 +9,7 @@ finish the requests in flight and the process exits 0.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import logging
@@ -27,6 +28,7 @@ from typing import Final, cast
 from opensage.serving.app import InferenceApp
 from opensage.serving.environment import HANDLER_ENV, ServingEnvironment
 from opensage.serving.handler import Handler
+from opensage.serving.workers import StartupFailed, WorkerPool
 
 USAGE: Final = "usage: python -m opensage.serving serve"
 GRACEFUL_SHUTDOWN_SECONDS: Final = 25
@@ -66,26 +68,50 @@ def _run() -> int:
     except ValueError as exc:
         return _fail(f"invalid configuration: {exc}")
     try:
-        handler = load_handler(env)
-    except StartupError as exc:
+        if env.workers == 1:
+            handler: Handler = _load(env)
+        else:
+            handler = WorkerPool.start(functools.partial(_load, env), env.workers)
+    except StartupFailed as exc:
         return _fail(str(exc))
-    except Exception as exc:
-        return _fail("could not load the model", exc)
+    pool = handler if isinstance(handler, WorkerPool) else None
     try:
-        return serve(InferenceApp(handler, env.workers, env.max_payload_bytes), env)
+        code = serve(InferenceApp(handler, env.workers, env.max_payload_bytes), env)
+    except SystemExit as exc:  # uvicorn re-raises the SIGTERM it stopped on, once it has
+        code = exc.code if isinstance(exc.code, int) else 1
     except StartupError as exc:
         return _fail(str(exc))
     except Exception as exc:
         return _fail("the server failed", exc)
+    finally:
+        if pool is not None:
+            pool.close()
+    return 1 if pool is not None and pool.failed else code
+
+
+def _load(env: ServingEnvironment) -> Handler:
+    """`load_handler`, every failure a `StartupFailed` carrying the line to show (a traceback,
+    where there is one, printed first): a worker process sends that line to the front end."""
+    try:
+        return load_handler(env)
+    except StartupError as exc:
+        raise StartupFailed(str(exc)) from None
+    except Exception as exc:
+        traceback.print_exception(exc, file=sys.stderr)
+        raise StartupFailed(f"could not load the model: {_one_line(exc)}") from None
 
 
 def _fail(what: str, exc: BaseException | None = None) -> int:
     """Traceback first, then the one line the control plane shows as the FailureReason."""
     if exc is not None:
         traceback.print_exception(exc, file=sys.stderr)
-        what += ": " + " ".join(f"{type(exc).__name__}: {exc}".split())
+        what += f": {_one_line(exc)}"
     print(f"opensage.serving: {what}", file=sys.stderr, flush=True)
     return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())
 
 
 def load_handler(env: ServingEnvironment) -> Handler:
@@ -153,7 +179,8 @@ def serve(app: InferenceApp, env: ServingEnvironment) -> int:
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
     server = uvicorn.Server(config)
-    log.info("Model loaded; serving on %s with %d worker thread(s)", where, env.workers)
+    workers = "1 process" if env.workers == 1 else f"{env.workers} worker processes"
+    log.info("Model loaded; serving on %s with %s", where, workers)
     try:
         server.run()
     finally:
@@ -186,11 +213,3 @@ def _log_level() -> int:
     """`SAGEMAKER_CONTAINER_LOG_LEVEL` as the SageMaker SDK sets it ("20" = INFO)."""
     raw = os.environ.get("SAGEMAKER_CONTAINER_LOG_LEVEL", "")
     return int(raw) if raw.isdigit() else logging.INFO
-
-
-def exit_now(code: int) -> None:
-    """Flush and leave without interpreter teardown: a stuck prediction thread must not keep a
-    stopped server alive, and unloading xgboost and friends costs time for nothing."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)

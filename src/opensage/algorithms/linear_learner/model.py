@@ -56,16 +56,12 @@ class LinearModel:
             return score, (score >= self.threshold).astype(np.int64)
         return score, None
 
-    def rows(self, features: Any) -> list[dict[str, Any]]:
-        """One response object per row, as the spec's inference table shows."""
+    def columns(self, features: Any) -> dict[str, Array]:
+        """The response's keys as whole columns, as the spec's inference table shows."""
         scores, labels = self.predict(features)
-        score_list = scores.tolist()
         if labels is None:
-            return [{"score": score} for score in score_list]
-        return [
-            {"score": score, "predicted_label": label}
-            for score, label in zip(score_list, labels.tolist(), strict=True)
-        ]
+            return {"score": scores}
+        return {"score": scores, "predicted_label": labels}
 
     def save(self, model_dir: Path) -> Path:
         meta = {

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
-from opensage.algorithms.inference import BuiltinHandler, Features, Row
+from opensage.algorithms.inference import BuiltinHandler, Columns, Features
 from opensage.algorithms.linear_learner.model import LinearModel
 from opensage.algorithms.linear_learner.spec import SPEC
 
@@ -28,9 +27,8 @@ class LinearLearnerHandler(BuiltinHandler):
         super().__init__(SPEC, model.feature_dim, environ)
         self.model = model
 
-    def predict(self, features: Features, params: Mapping[str, str]) -> list[Row]:
-        rows: list[dict[str, Any]] = self.model.rows(features)
-        return rows
+    def predict(self, features: Features, params: Mapping[str, str]) -> Columns:
+        return Columns(self.model.columns(features))
 
 
 def load(model_dir: Path, environ: Mapping[str, str] | None = None) -> LinearLearnerHandler:

@@ -5,7 +5,7 @@ requests in `text/csv` (features only), `text/libsvm` (labels optional) or
 `application/x-recordio-protobuf` (labels ignored), answers in `text/csv`, `application/json`,
 `application/jsonlines` or `application/x-recordio-protobuf`, and `SAGEMAKER_INFERENCE_OUTPUT`
 selects extra keys. The booster is loaded once at start-up with `nthread=1`, as the container
-does: parallelism comes from the server's worker threads (`inplace_predict` is thread-safe), and
+does: parallelism comes from the server's worker processes (`SAGEMAKER_MODEL_SERVER_WORKERS`), and
 OpenMP start-up would cost more than a one-row prediction. A one-row CSV request takes the cheap
 path: a `str.split`, a float64 numpy row, `inplace_predict` (no pandas, no DMatrix).
 
@@ -29,7 +29,7 @@ Choices where the container is vague or inconsistent, all deliberate:
 
 from __future__ import annotations
 
-import contextlib
+import csv
 import io
 import json
 import logging
@@ -43,13 +43,16 @@ from typing import Any, Final, TypeAlias
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
-import xgboost as xgb
 
+from opensage.algorithms.xgboost.lean_import import import_xgboost_without_sklearn
 from opensage.formats.errors import RecordError
 from opensage.formats.tensors import encode_label_records, read_tensors
 from opensage.serving.environment import ServingEnvironment
 from opensage.serving.errors import InferenceError
 from opensage.serving.handler import Result, accept_list, builtin_execution_parameters, media_type
+
+import_xgboost_without_sklearn()  # first: the plain import below then finds xgboost loaded
+import xgboost as xgb  # noqa: E402
 
 MODEL_FILE: Final = "xgboost-model"
 CSV: Final = "text/csv"
@@ -374,10 +377,8 @@ def parse_csv(text: str) -> Floats:
                 fields = [field or "nan" for field in fields]
             return np.array(fields, dtype=np.float64).reshape(1, -1)
         delimiter = _delimiter(text[: text.find("\n")])
-        with contextlib.suppress(ValueError):  # numpy's C reader: 3x faster on a 6 MB batch
-            rows_read: Floats = np.loadtxt(
-                io.StringIO(text), delimiter=delimiter, dtype=np.float64, ndmin=2, comments=None
-            )
+        rows_read = _read_clean_csv(text, delimiter)
+        if rows_read is not None:
             return rows_read
         # An empty field (a missing value) or a ragged row: the exact reader says which.
         lines = [line for line in text.splitlines() if line.strip()]
@@ -391,6 +392,29 @@ def parse_csv(text: str) -> Floats:
         return np.array(rows, dtype=np.float64)
     except ValueError as exc:
         raise _format_error(CSV, exc) from None
+
+
+def _read_clean_csv(text: str, delimiter: str) -> Floats | None:
+    """pandas' C reader, or None for anything it would read loosely (a gap or a short row
+    becomes NaN) or not at all. It parses every float exactly (pandas 3 round-trips), twice as
+    fast as numpy's `loadtxt`, and it lets go of the GIL while it works, so the server's worker
+    threads parse concurrently. Bytes, not a StringIO: pandas reads those a third faster."""
+    import pandas as pd  # here, not at import: the one-row path and libsvm need no pandas
+
+    try:
+        frame = pd.read_csv(
+            io.BytesIO(text.encode()),
+            header=None,
+            sep=delimiter,
+            dtype=np.float64,
+            quoting=csv.QUOTE_NONE,
+            keep_default_na=False,
+            na_values=[""],
+        )
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return None
+    rows: Floats = frame.to_numpy(dtype=np.float64)
+    return None if np.isnan(rows).any() else rows
 
 
 def _delimiter(line: str) -> str:
