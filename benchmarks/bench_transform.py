@@ -659,7 +659,7 @@ def table(subjects: list[Subject], rows: int) -> str:
 BREAKDOWN = (
     ("split", "runner: split the file into 6 MB requests (`object_batches`), wall"),
     ("parse", "model server: parse the CSV request, CPU"),
-    ("predict", "model server: predict (Linear Learner: and a dict per row), CPU"),
+    ("predict", "model server: predict, CPU"),
     ("encode", "model server: encode the answer, CPU"),
     ("invoke", "model server: the handler's whole `invoke`, CPU"),
     ("pandas", "candidate parse: `pandas.read_csv` on the same request, CPU"),
@@ -839,27 +839,28 @@ def limits(subjects: list[Subject]) -> str:
         wall = med([run.wall for run in s.ours])
         return f"{cpu:.1f} s of CPU in {wall:.1f} s"
 
-    return f"""What limits it: the model server, which spends its time in the handler, on one
-thread. During the jobs it used {busy(xs)} (XGBoost) and {busy(ls)} (Linear Learner); the
-runner (this process: splitting, HTTP, writing the output) about
-{med([run.runner_cpu for run in xs.ours]):.1f} s; the rest is waiting for the two shared
-cores and start-up. For the whole file the handler costs {xg["invoke"]:.1f} s of CPU
-(XGBoost) and {ll["invoke"]:.1f} s (Linear Learner), against {med(xs.floor_s):.1f} s and
-{med(ls.floor_s):.1f} s for the floor's whole run. XGBoost: the CSV parse is
-{xg["parse"]:.1f} s of it (`serve.parse_csv`: numpy's C `loadtxt`, holding the GIL),
-{xg["parse"] / xg["pandas"]:.1f}x what `pandas.read_csv` takes on the same bytes
-({xg["pandas"]:.1f} s); predicting (nthread=1)
-{xg["predict"]:.1f} s, encoding {xg["encode"]:.1f} s. Linear Learner: the parse
-(`formats.csv`: pandas) {ll["parse"]:.1f} s, the JSON Lines answer (`json.dumps` per
-row) {ll["encode"]:.1f} s, predicting with a dict per row {ll["predict"]:.1f} s. The runner's
-side is cheap: splitting the file {xg["split"]:.1f} s, sending every request
-{xg["transport"]:.1f} s. MaxConcurrentTransforms 2 gives the model server two prediction
-threads (SAGEMAKER_MODEL_SERVER_WORKERS), but the parse, the dict per row and the encoding
-hold the GIL, so the two requests mostly take turns. What would close the gap: parsing and
-predicting without the GIL (xgboost reading the CSV into a DMatrix itself), and answers
-built from whole arrays instead of a dict per row. Start-up is a fixed cost per job:
-{xg["ready"]:.1f} s from CreateTransformJob until the XGBoost model server serves
-({ll["ready"]:.1f} s for Linear Learner), mostly `import xgboost`, which imports scikit-learn."""
+    def cpu(s: Subject) -> float:
+        return med([run.runner_cpu + run.server_cpu for run in s.ours])
+
+    return f"""What limits it: CPU time, on two cores shared with other sessions. Ours used
+{cpu(xs):.1f} s (XGBoost) and {cpu(ls):.1f} s (Linear Learner) of CPU per job against the
+floor's {med(xs.floor_cpu_s):.1f} s and {med(ls.floor_cpu_s):.1f} s. The model server (its
+front end and two worker processes: MaxConcurrentTransforms 2 asks for one per request in
+flight) used {busy(xs)} (XGBoost) and {busy(ls)} (Linear Learner); the runner (this process:
+splitting, HTTP, writing the output) about {med([run.runner_cpu for run in xs.ours]):.1f} s.
+For the whole file the handler costs {xg["invoke"]:.1f} s of CPU (XGBoost: parse
+{xg["parse"]:.1f} s with pandas' reader, as the floor's `read_csv` ({xg["pandas"]:.1f} s on the
+same bytes), predict {xg["predict"]:.1f} s on one thread, encode {xg["encode"]:.1f} s) and
+{ll["invoke"]:.1f} s (Linear Learner: parse {ll["parse"]:.1f} s, predict {ll["predict"]:.1f} s,
+JSON Lines from whole columns {ll["encode"]:.1f} s): about the floor's own work, but two requests
+run side by side in two processes; one process taking both (the "1 worker" column) gets
+{xs.ratio(xs.one_worker):.0%} and {ls.ratio(ls.one_worker):.0%} of the floor, because the parse
+and the encoding hold the GIL. What the floor does not pay: each job starts its model server
+({xg["ready"]:.1f} s from CreateTransformJob until the XGBoost workers serve, {ll["ready"]:.1f} s
+for Linear Learner), the runner splits the file ({xg["split"]:.1f} s) and sends every request
+({xg["transport"]:.1f} s), and Linear Learner's JSON Lines answer is longer than the floor's CSV.
+What would close more of the gap: keeping a model's workers warm between jobs, and xgboost reading
+the CSV into a DMatrix itself (multi-threaded, without the GIL)."""
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from opensage.formats import manifest
-from opensage.formats.csv import encode_csv, read_csv, read_csv_batches, write_csv
+from opensage.formats.csv import encode_csv, read_csv, read_csv_batches, read_numbers, write_csv
 from opensage.formats.errors import RecordError
 from opensage.formats.jsonlines import encode_jsonlines, read_jsonlines, write_jsonlines
 from opensage.formats.libsvm import encode_libsvm, read_libsvm, write_libsvm
@@ -54,6 +54,47 @@ def test_csv_round_trip(rows: np.ndarray, label_size: int, chunk: int, gz: bool)
         )
     )
     np.testing.assert_array_equal(np.concatenate([b[0] for b in batches]), features)
+
+
+cells = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False).map(repr),
+    st.integers(-(2**53), 2**53).map(str),
+)
+loose = st.sampled_from(["", "NA", "nan", "True", '"1"', "0x10", "one"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    table=st.tuples(st.integers(1, 5), st.integers(1, 5)).flatmap(
+        lambda shape: st.lists(
+            st.lists(cells, min_size=shape[1], max_size=shape[1]),
+            min_size=shape[0],
+            max_size=shape[0],
+        )
+    ),
+    spoil=st.one_of(st.none(), st.tuples(st.integers(0, 4), st.integers(0, 4), loose)),
+    dtype=st.sampled_from([np.float64, np.float32]),
+)
+def test_read_numbers_is_exact_or_declines(
+    table: list[list[str]], spoil: tuple[int, int, str] | None, dtype: type
+) -> None:
+    """Numbers come back exactly as float() reads them; anything loose makes it decline (None)
+    so the strict reader can name the problem, never a NaN or a boolean read as a number."""
+    if spoil is not None:
+        row, column, token = spoil
+        if token == "" and len(table[0]) == 1:
+            return  # an empty one-column row is a blank line, which CSV readers skip
+        table[row % len(table)][column % len(table[0])] = token
+    text = "".join(",".join(row) + "\n" for row in table).encode()
+    got = read_numbers(io.BytesIO(text), dtype)
+    if spoil is not None:
+        assert got is None
+        return
+    with np.errstate(over="ignore"):  # beyond float32's range: infinity, as numpy casts
+        expected = np.array([[float(cell) for cell in row] for row in table]).astype(dtype)
+    assert got is not None
+    np.testing.assert_array_equal(got, expected)
+    assert got.dtype == dtype
 
 
 def test_csv_forms() -> None:

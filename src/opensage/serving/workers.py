@@ -88,6 +88,7 @@ class WorkerPool:
                 front.close()
                 for other in workers:
                     other.conn.close()
+                share_cpus(count)
                 exit_now(_work(load, back))
             back.close()
             workers.append(_Worker(number, pid, front))
@@ -171,6 +172,19 @@ def _first_message(worker: _Worker) -> tuple[Any, ...]:
     if message[0] == "failed":
         raise StartupFailed(message[1])
     return message[1:]
+
+
+THREAD_VARIABLES: Final = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def share_cpus(workers: int) -> None:
+    """Size this worker's native thread pools (OpenMP, BLAS) to its share of the CPUs, unless
+    the environment says otherwise: `workers` pools as wide as the machine spin against each
+    other (on 2 CPUs, Linear Learner's matrix products cost 40 % more CPU). It works because no
+    numerical library is loaded yet when the worker is forked."""
+    threads = str(max(1, (os.cpu_count() or 1) // workers))
+    for name in THREAD_VARIABLES:
+        os.environ.setdefault(name, threads)
 
 
 def _work(load: Callable[[], Handler], conn: Connection) -> int:
