@@ -14,6 +14,7 @@ import signal
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,7 +41,9 @@ BARRIER_SCRIPT = """
             if time.monotonic() > deadline:
                 raise RuntimeError("the other requests never arrived")
             time.sleep(0.01)
-        return {"pid": pid, "n": data["n"]}
+        names = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+        threads = {name: os.environ.get(name) for name in names}
+        return {"pid": pid, "n": data["n"], "threads": threads}
 
     def output_fn(prediction, accept):
         return json.dumps(prediction), "application/json"
@@ -66,10 +69,10 @@ def wait_gone(pids: set[int], deadline_s: float = 30.0) -> None:
         time.sleep(0.05)
 
 
-def concurrent_answers(server: ServerProcess, barrier: Path, parties: int) -> list[dict[str, int]]:
+def concurrent_answers(server: ServerProcess, barrier: Path, parties: int) -> list[dict[str, Any]]:
     """`parties` requests at once, each on its own connection; their JSON answers."""
     barrier.mkdir()
-    answers: list[dict[str, int]] = []
+    answers: list[dict[str, Any]] = []
 
     def ask(n: int) -> None:
         body = json.dumps({"barrier": str(barrier), "parties": parties, "n": n}).encode()
@@ -102,6 +105,13 @@ def test_requests_run_side_by_side_in_worker_processes(
     pids = {answer["pid"] for answer in first}
     assert len(pids) == 3
     assert server.proc.pid not in pids
+    # Each worker's native thread pools get its share of the CPUs; a value already set stays.
+    share = str(max(1, (os.cpu_count() or 1) // 3))
+    for answer in first:
+        assert answer["threads"]["OMP_NUM_THREADS"] == "1"  # set by ServerProcess
+        assert answer["threads"]["OPENBLAS_NUM_THREADS"] == os.environ.get(
+            "OPENBLAS_NUM_THREADS", share
+        )
     # Again, on new connections: the same three processes, each still holding one request.
     again = concurrent_answers(server, short_dir / "again", 3)
     assert {answer["pid"] for answer in again} == pids
