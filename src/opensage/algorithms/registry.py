@@ -12,7 +12,16 @@ from typing import Final
 
 from opensage.algorithms.base import Algorithm
 
-BUILTINS: Final = ("xgboost", "linear_learner", "kmeans", "pca", "knn")
+BUILTINS: Final = (
+    "xgboost",
+    "linear_learner",
+    "kmeans",
+    "pca",
+    "knn",
+    "factorization_machines",
+    "randomcutforest",
+    "ipinsights",
+)
 """Package names under `opensage.algorithms`, each with a `spec.SPEC`."""
 
 
