@@ -292,13 +292,14 @@ def limits(report: Report, trials: int) -> str:
     return f"""What limits it:
 
 - The 1 % target is {report.reference * TOLERANCES[0]:.5f} logloss wide on \
-{report.objective.rows[1]} validation rows. {share:.1%} of Random's {random_trials} independent \
-trials land in it, so Random's expected median is {geometric_median(share):.0f} trials \
+{report.objective.rows[1]} validation rows. {share * random_trials:.0f} of Random's \
+{random_trials} independent trials land in it, so Random's expected median is \
+{geometric_median(share):.0f} trials \
 against a budget of {trials}; {missed["Random"]} Random and {missed["Bayesian"]} Bayesian runs \
 never got there (counted as {trials + 1}, so a median at the cap measures the budget, not the \
 strategy).
 - Bayesian's first {STARTUP} trials are random (TPE's start-up); from trial {STARTUP + 1} on, \
-{after:.1%} of its trials land within 1 %, against {share:.1%} of Random's.
+{after:.2%} of its trials land within 1 %, against {share:.2%} of Random's.
 - Time: {report.wall_s / 60:.1f} min in all, {report.objective.train_s:.0f} s of it training \
 ({len(report.objective.cache)} trainings of {ROUNDS} rounds, one thread, and 2 for the \
 determinism check), {report.suggest_s("Bayesian"):.1f} s in Bayesian's `suggest` (a fresh \
