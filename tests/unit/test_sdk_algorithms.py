@@ -5,10 +5,20 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 
 from opensage.formats.tensors import encode_label_records
-from opensage.sdk.algorithms import KNN, PCA, KMeans, LinearLearner, serialize_hyperparameter
+from opensage.sdk.algorithms import (
+    KNN,
+    PCA,
+    FactorizationMachines,
+    IPInsights,
+    KMeans,
+    LinearLearner,
+    RandomCutForest,
+    serialize_hyperparameter,
+)
 from opensage.sdk.amazon import RecordSet, read_records
 from opensage.sdk.deserializers import RecordDeserializer
 from opensage.sdk.serializers import RecordSerializer
@@ -37,6 +47,34 @@ def test_mini_batch_size_follows_the_sdk_rules() -> None:
     assert PCA()._mini_batch_size(train) == 500
     assert KMeans()._mini_batch_size(small) == 5000
     assert KNN()._mini_batch_size(small) == 5000
+
+
+def test_the_sparse_and_anomaly_estimators_follow_the_sdk() -> None:
+    train = RecordSet("s3://b/m", num_records=3000, feature_dim=4)
+    fm = FactorizationMachines(num_factors=8, predictor_type="regressor")
+    assert fm.image_uri.endswith("/factorization-machines:1")
+    channels = fm._prepare_for_training(train)
+    assert fm.hyperparameters == {
+        "num_factors": "8",
+        "predictor_type": "regressor",
+        "feature_dim": "4",
+    }
+    assert set(channels) == {"train"}
+
+    rcf = RandomCutForest(num_trees=50, eval_metrics=["accuracy", "precision_recall_fscore"])
+    assert rcf.image_uri.endswith("/randomcutforest:1")
+    rcf._prepare_for_training(train)
+    assert rcf.hyperparameters["mini_batch_size"] == "1000"
+    assert rcf.hyperparameters["eval_metrics"] == '["accuracy", "precision_recall_fscore"]'
+    with pytest.raises(ValueError, match="fixed mini_batch_size of 1000"):
+        rcf._prepare_for_training(train, mini_batch_size=500)
+
+    ipi = IPInsights(num_entity_vectors=100, vector_dim=8)
+    assert ipi.image_uri.endswith("/ipinsights:1")
+    with pytest.raises(NotImplementedError, match="does not support RecordIO"):
+        ipi.record_set(np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="mini_batch_size"):
+        ipi.fit("s3://b/ipi/train.csv", mini_batch_size=0, wait=False)
 
 
 def test_record_serializer_writes_dense_and_sparse_rows() -> None:

@@ -5,7 +5,15 @@ It talks to a server only through boto3 clients, so the same code runs against r
 """
 
 from opensage.sdk import deserializers, serializers
-from opensage.sdk.algorithms import KNN, PCA, KMeans, LinearLearner
+from opensage.sdk.algorithms import (
+    KNN,
+    PCA,
+    FactorizationMachines,
+    IPInsights,
+    KMeans,
+    LinearLearner,
+    RandomCutForest,
+)
 from opensage.sdk.amazon import (
     RecordSet,
     read_records,
@@ -37,14 +45,17 @@ __all__ = [
     "CategoricalParameter",
     "ContinuousParameter",
     "Estimator",
+    "FactorizationMachines",
     "HyperbandStrategyConfig",
     "HyperparameterTuner",
     "HyperparameterTuningJobAnalytics",
+    "IPInsights",
     "IntegerParameter",
     "KMeans",
     "LinearLearner",
     "Model",
     "Predictor",
+    "RandomCutForest",
     "RecordSet",
     "Session",
     "StrategyConfig",

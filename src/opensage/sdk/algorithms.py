@@ -1,5 +1,6 @@
 """Estimators of the 1P built-in algorithms, shaped like the SageMaker SDK v2's `KMeans`,
-`LinearLearner`, `PCA` and `KNN` (`sagemaker.amazon.*`).
+`LinearLearner`, `PCA`, `KNN`, `FactorizationMachines`, `RandomCutForest` and `IPInsights`
+(`sagemaker.amazon.*`).
 
 They take the algorithm's hyperparameters as keyword arguments under the SDK's attribute names,
 train on `RecordSet`s from `record_set`, set `feature_dim` and `mini_batch_size` the way the SDK
@@ -20,11 +21,11 @@ import json
 from typing import Any, ClassVar
 
 from opensage.sdk.amazon import RecordSet
-from opensage.sdk.deserializers import BaseDeserializer, RecordDeserializer
+from opensage.sdk.deserializers import BaseDeserializer, JSONDeserializer, RecordDeserializer
 from opensage.sdk.errors import DEFAULT_ROLE
 from opensage.sdk.estimator import Estimator, TrainingInput
 from opensage.sdk.predictor import Predictor
-from opensage.sdk.serializers import BaseSerializer, RecordSerializer
+from opensage.sdk.serializers import BaseSerializer, CSVSerializer, RecordSerializer
 
 ACCOUNT = "382416733822"
 """The account the SDK's `image_uris` names for the 1P algorithms in us-east-1; opensage
@@ -181,3 +182,75 @@ class KNN(AmazonAlgorithmEstimatorBase):
 
     repo_name = "knn"
     default_mini_batch_size = 5000
+
+
+class FactorizationMachines(AmazonAlgorithmEstimatorBase):
+    """`num_factors` and `predictor_type` (`binary_classifier` or `regressor`) are required;
+    trains on RecordIO-protobuf record sets only, as the algorithm does."""
+
+    repo_name = "factorization-machines"
+
+
+class RandomCutForest(AmazonAlgorithmEstimatorBase):
+    """Anomaly scores; `num_samples_per_tree`, `num_trees` and `eval_metrics` are optional.
+    Like the SDK's, it always trains with `mini_batch_size` 1000 and refuses another."""
+
+    repo_name = "randomcutforest"
+    MINI_BATCH_SIZE: ClassVar[int] = 1000
+    default_mini_batch_size = MINI_BATCH_SIZE
+
+    def _prepare_for_training(
+        self, records: RecordSet | list[RecordSet], mini_batch_size: int | None = None
+    ) -> dict[str, TrainingInput]:
+        if mini_batch_size not in (None, self.MINI_BATCH_SIZE):
+            raise ValueError(
+                f"Random Cut Forest uses a fixed mini_batch_size of {self.MINI_BATCH_SIZE}"
+            )
+        return super()._prepare_for_training(records, self.MINI_BATCH_SIZE)
+
+
+class IPInsights(AmazonAlgorithmEstimatorBase):
+    """`num_entity_vectors` and `vector_dim` are required. IP Insights trains on CSV
+    (`entity_id,ipv4` rows) from S3, not on record sets, and its predictor sends CSV and reads
+    JSON, as the SDK's `IPInsightsPredictor` does."""
+
+    repo_name = "ipinsights"
+    MINI_BATCH_SIZE: ClassVar[int] = 10000
+
+    def record_set(self, *args: Any, **kwargs: Any) -> RecordSet:
+        raise NotImplementedError("IP Insights does not support RecordIO; train on CSV in S3")
+
+    def fit(  # type: ignore[override]
+        self,
+        inputs: str | TrainingInput | dict[str, str | TrainingInput],
+        mini_batch_size: int | None = None,
+        wait: bool = True,
+        logs: bool = True,
+        job_name: str | None = None,
+    ) -> None:
+        """Train on CSV channels: an S3 URI, a `TrainingInput`, or a dict of them by channel."""
+        size = self.MINI_BATCH_SIZE if mini_batch_size is None else mini_batch_size
+        if not 1 <= size <= 500000:
+            raise ValueError("mini_batch_size must be in [1, 500000]")
+        self.hyperparameters["mini_batch_size"] = str(size)
+        Estimator.fit(self, inputs, wait=wait, logs=logs, job_name=job_name)
+
+    def deploy(  # type: ignore[override]
+        self,
+        initial_instance_count: int = 1,
+        instance_type: str = "ml.m5.large",
+        serializer: BaseSerializer | None = None,
+        deserializer: BaseDeserializer | None = None,
+        endpoint_name: str | None = None,
+        wait: bool = True,
+        **kwargs: Any,
+    ) -> Predictor:
+        return super().deploy(
+            initial_instance_count,
+            instance_type,
+            serializer or CSVSerializer(),
+            deserializer or JSONDeserializer(),
+            endpoint_name,
+            wait,
+            **kwargs,
+        )
