@@ -69,6 +69,13 @@ def test_images_opensage_cannot_run_are_refused_by_name(image: str) -> None:
         ("kmeans", "kmeans", {"k": "3", "feature_dim": "4"}),
         ("pca", "pca", {"num_components": "2", "feature_dim": "4", "mini_batch_size": "10"}),
         ("linear-learner", "linear_learner", {"predictor_type": "regressor"}),
+        ("randomcutforest", "randomcutforest", {"feature_dim": "4"}),
+        (
+            "factorization-machines",
+            "factorization_machines",
+            {"feature_dim": "4", "num_factors": "2", "predictor_type": "regressor"},
+        ),
+        ("ipinsights", "ipinsights", {"num_entity_vectors": "100", "vector_dim": "8"}),
     ],
 )
 def test_builtin_images_of_any_region_run_their_algorithm(
