@@ -76,6 +76,7 @@ def test_images_opensage_cannot_run_are_refused_by_name(image: str) -> None:
             {"feature_dim": "4", "num_factors": "2", "predictor_type": "regressor"},
         ),
         ("ipinsights", "ipinsights", {"num_entity_vectors": "100", "vector_dim": "8"}),
+        ("lda", "lda", {"num_topics": "2", "feature_dim": "4", "mini_batch_size": "10"}),
     ],
 )
 def test_builtin_images_of_any_region_run_their_algorithm(

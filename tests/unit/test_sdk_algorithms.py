@@ -11,6 +11,7 @@ import scipy.sparse as sp
 from opensage.formats.tensors import encode_label_records
 from opensage.sdk.algorithms import (
     KNN,
+    LDA,
     PCA,
     FactorizationMachines,
     IPInsights,
@@ -93,3 +94,23 @@ def test_record_deserializer_gives_the_label_maps() -> None:
     records = RecordDeserializer().deserialize(io.BytesIO(body), RecordSerializer.CONTENT_TYPE)
     assert records[0].label["closest_cluster"].float32_tensor.values[0] == 1.0
     assert records[0].label["distance_to_cluster"].float32_tensor.values[0] == 0.5
+
+
+def test_lda_needs_mini_batch_size_and_one_instance() -> None:
+    train = RecordSet("s3://b/m", num_records=300, feature_dim=25)
+    estimator = LDA(num_topics=5, alpha0=0.5, max_restarts=None)
+    assert estimator.image_uri.endswith(".amazonaws.com/lda:1")
+    with pytest.raises(ValueError, match="mini_batch_size must be set"):
+        estimator._prepare_for_training(train)
+    with pytest.raises(ValueError, match="mini_batch_size must be set"):
+        estimator.fit(train, wait=False)
+    channels = estimator._prepare_for_training(train, mini_batch_size=300)
+    assert set(channels) == {"train"}
+    assert estimator.hyperparameters == {
+        "num_topics": "5",
+        "alpha0": "0.5",
+        "feature_dim": "25",
+        "mini_batch_size": "300",
+    }
+    with pytest.raises(ValueError, match="single instance"):
+        LDA(num_topics=5, instance_count=2)

@@ -21,6 +21,7 @@ BUILTINS: Final = (
     "factorization_machines",
     "randomcutforest",
     "ipinsights",
+    "lda",
 )
 """Package names under `opensage.algorithms`, each with a `spec.SPEC`."""
 

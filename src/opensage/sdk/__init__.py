@@ -7,6 +7,7 @@ It talks to a server only through boto3 clients, so the same code runs against r
 from opensage.sdk import deserializers, serializers
 from opensage.sdk.algorithms import (
     KNN,
+    LDA,
     PCA,
     FactorizationMachines,
     IPInsights,
@@ -41,6 +42,7 @@ from opensage.sdk.tuner import (
 
 __all__ = [
     "KNN",
+    "LDA",
     "PCA",
     "CategoricalParameter",
     "ContinuousParameter",

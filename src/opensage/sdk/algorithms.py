@@ -1,6 +1,6 @@
 """Estimators of the 1P built-in algorithms, shaped like the SageMaker SDK v2's `KMeans`,
-`LinearLearner`, `PCA`, `KNN`, `FactorizationMachines`, `RandomCutForest` and `IPInsights`
-(`sagemaker.amazon.*`).
+`LinearLearner`, `PCA`, `KNN`, `FactorizationMachines`, `RandomCutForest`, `IPInsights` and
+`LDA` (`sagemaker.amazon.*`).
 
 They take the algorithm's hyperparameters as keyword arguments under the SDK's attribute names,
 train on `RecordSet`s from `record_set`, set `feature_dim` and `mini_batch_size` the way the SDK
@@ -254,3 +254,30 @@ class IPInsights(AmazonAlgorithmEstimatorBase):
             wait,
             **kwargs,
         )
+
+
+class LDA(AmazonAlgorithmEstimatorBase):
+    """`num_topics` is required; `alpha0`, `max_restarts`, `max_iterations` and `tol` are
+    optional. As the SDK's `LDA`: training runs on one instance (any other `instance_count` is
+    refused), and `fit` needs `mini_batch_size` (the number of documents): `_prepare_for_training`
+    raises `ValueError` without it."""
+
+    repo_name = "lda"
+
+    def __init__(
+        self,
+        role: str = DEFAULT_ROLE,
+        instance_count: int = 1,
+        instance_type: str = "ml.m5.large",
+        **kwargs: Any,
+    ) -> None:
+        if instance_count != 1:
+            raise ValueError("LDA trains on a single instance: instance_count must be 1")
+        super().__init__(role, 1, instance_type, **kwargs)
+
+    def _prepare_for_training(
+        self, records: RecordSet | list[RecordSet], mini_batch_size: int | None = None
+    ) -> dict[str, TrainingInput]:
+        if mini_batch_size is None:
+            raise ValueError("mini_batch_size must be set")
+        return super()._prepare_for_training(records, mini_batch_size)
