@@ -77,6 +77,7 @@ def test_images_opensage_cannot_run_are_refused_by_name(image: str) -> None:
         ),
         ("ipinsights", "ipinsights", {"num_entity_vectors": "100", "vector_dim": "8"}),
         ("lda", "lda", {"num_topics": "2", "feature_dim": "4", "mini_batch_size": "10"}),
+        ("ntm", "ntm", {"num_topics": "2", "feature_dim": "4"}),
     ],
 )
 def test_builtin_images_of_any_region_run_their_algorithm(

@@ -12,6 +12,7 @@ from opensage.formats.tensors import encode_label_records
 from opensage.sdk.algorithms import (
     KNN,
     LDA,
+    NTM,
     PCA,
     FactorizationMachines,
     IPInsights,
@@ -114,3 +115,24 @@ def test_lda_needs_mini_batch_size_and_one_instance() -> None:
     }
     with pytest.raises(ValueError, match="single instance"):
         LDA(num_topics=5, instance_count=2)
+
+
+def test_ntm_needs_num_topics_and_sends_encoder_layers_as_json() -> None:
+    train = RecordSet("s3://b/m", num_records=300, feature_dim=25)
+    estimator = NTM(num_topics=5, encoder_layers=[30, 20], batch_norm=True)
+    assert estimator.image_uri.endswith(".amazonaws.com/ntm:1")
+    channels = estimator._prepare_for_training(train, mini_batch_size=64)
+    assert set(channels) == {"train"}
+    assert estimator.hyperparameters == {
+        "num_topics": "5",
+        "encoder_layers": "[30, 20]",
+        "batch_norm": "True",
+        "feature_dim": "25",
+        "mini_batch_size": "64",
+    }
+    with pytest.raises(ValueError, match="mini_batch_size"):
+        estimator._prepare_for_training(train, mini_batch_size=20000)
+    with pytest.raises(ValueError, match="num_topics is required"):
+        NTM()
+    with pytest.raises(ValueError, match="num_topics"):
+        NTM(num_topics=1)

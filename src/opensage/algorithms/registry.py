@@ -22,6 +22,7 @@ BUILTINS: Final = (
     "randomcutforest",
     "ipinsights",
     "lda",
+    "ntm",
 )
 """Package names under `opensage.algorithms`, each with a `spec.SPEC`."""
 

@@ -8,6 +8,7 @@ from opensage.sdk import deserializers, serializers
 from opensage.sdk.algorithms import (
     KNN,
     LDA,
+    NTM,
     PCA,
     FactorizationMachines,
     IPInsights,
@@ -43,6 +44,7 @@ from opensage.sdk.tuner import (
 __all__ = [
     "KNN",
     "LDA",
+    "NTM",
     "PCA",
     "CategoricalParameter",
     "ContinuousParameter",

@@ -281,3 +281,32 @@ class LDA(AmazonAlgorithmEstimatorBase):
         if mini_batch_size is None:
             raise ValueError("mini_batch_size must be set")
         return super()._prepare_for_training(records, mini_batch_size)
+
+
+class NTM(AmazonAlgorithmEstimatorBase):
+    """The Neural Topic Model. As the SDK's `NTM`: `num_topics` is required (2..1000, the fourth
+    positional argument); `encoder_layers` given as a list is sent as JSON (`[30, 20]`), which
+    the algorithm reads; `fit` refuses a `mini_batch_size` outside [1, 10000]."""
+
+    repo_name = "ntm"
+
+    def __init__(
+        self,
+        role: str = DEFAULT_ROLE,
+        instance_count: int = 1,
+        instance_type: str = "ml.m5.large",
+        num_topics: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if num_topics is None:
+            raise ValueError("num_topics is required")
+        if not 2 <= num_topics <= 1000:
+            raise ValueError("num_topics must be in [2, 1000]")
+        super().__init__(role, instance_count, instance_type, num_topics=num_topics, **kwargs)
+
+    def _prepare_for_training(
+        self, records: RecordSet | list[RecordSet], mini_batch_size: int | None = None
+    ) -> dict[str, TrainingInput]:
+        if mini_batch_size is not None and not 1 <= mini_batch_size <= 10000:
+            raise ValueError("mini_batch_size must be in [1, 10000]")
+        return super()._prepare_for_training(records, mini_batch_size)
