@@ -216,6 +216,57 @@ def concat(parts: list[Batch]) -> Batch:
     return Batch(np.concatenate([part.features for part in parts]), labels)
 
 
+CACHE_BYTES: Final = 1 << 30
+"""How much of a channel `Passes` keeps in memory after its first pass."""
+
+
+class Passes:
+    """A channel read in checked blocks, once per pass (an epoch, or a pass of a multi-pass
+    method). The first pass keeps its blocks while they fit in `CACHE_BYTES`, so small data is
+    parsed once; larger data is re-read from the files (File mode) or from the next epoch's FIFO
+    (Pipe mode), never held whole. Subclasses say how a block is checked and converted."""
+
+    def __init__(self, reader: ChannelReader, block_rows: int, keep: bool = True) -> None:
+        self.reader = reader
+        self.block_rows = block_rows
+        self.keep = keep
+        self.cache: list[Any] | None = None
+
+    def check(self, features: Any, before: int) -> Any:
+        """The block to use for `features`, whose first row is the channel's row `before`;
+        raise `UserError` for data the algorithm cannot take."""
+        return features
+
+    def epoch(self, index: int) -> Iterator[Any]:
+        """Pass `index` over the blocks: from memory once a pass was kept whole."""
+        if self.cache is not None:
+            yield from self.cache
+            return
+        kept: list[Any] | None = [] if index == 0 and self.keep else None
+        held = 0
+        rows = 0
+        for batch in self.reader.batches(self.block_rows, index):
+            block = self.check(batch.features, rows)
+            rows += batch.n
+            if kept is not None:
+                held += _nbytes(block)
+                kept = kept if held <= CACHE_BYTES else None
+                if kept is not None:
+                    kept.append(block)
+            yield block
+        if rows == 0:
+            raise UserError(f"No data in channel '{self.reader.name}': its files hold no records.")
+        self.cache = kept
+
+
+def _nbytes(block: Any) -> int:
+    import scipy.sparse as sp
+
+    if sp.issparse(block):
+        return int(block.data.nbytes + block.indices.nbytes + block.indptr.nbytes)
+    return int(block.nbytes)
+
+
 def slice_rows(batch: Batch, start: int, stop: int) -> Batch:
     labels = None if batch.labels is None else batch.labels[start:stop]
     return Batch(batch.features[start:stop], labels)

@@ -1,7 +1,7 @@
 """LDA training: two passes over the `train` channel (pair moments, then the whitened third
 moment), the tensor decomposition, `model_algo-1`, and `test:pwll` when a `test` channel is given.
 
-The documents are kept from the first pass while they fit in `CACHE_BYTES`, so small corpora are
+The documents are kept from the first pass while they fit in `env.CACHE_BYTES`, so small corpora are
 parsed once; larger ones are re-read from the files (File mode) or the next epoch's FIFO (Pipe
 mode). Every block is checked: word counts must be non-negative integers and no wider than
 `feature_dim`. CSV is read in File mode only, as SageMaker's LDA does.
@@ -9,15 +9,13 @@ mode). Every block is checked: word counts must be non-negative integers and no 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any, Final
 
 from opensage.algorithms.base import UserError
-from opensage.algorithms.env import ChannelReader, TrainingEnv
+from opensage.algorithms.env import ChannelReader, Passes, TrainingEnv
 
 BLOCK_ROWS: Final = 4096
 """Documents per block: the moments do not depend on it (they are sums over documents)."""
-CACHE_BYTES: Final = 1 << 30
 
 
 def train(env: TrainingEnv) -> None:
@@ -69,36 +67,14 @@ def _check_mode(reader: ChannelReader) -> None:
         )
 
 
-class Documents:
+class Documents(Passes):
     """The channel's documents as checked blocks of `feature_dim` word counts, per pass."""
 
     def __init__(self, reader: ChannelReader, feature_dim: int, keep: bool = True) -> None:
-        self.reader = reader
+        super().__init__(reader, BLOCK_ROWS, keep)
         self.feature_dim = feature_dim
-        self.keep = keep
-        self.cache: list[Any] | None = None
 
-    def epoch(self, index: int) -> Iterator[Any]:
-        if self.cache is not None:
-            yield from self.cache
-            return
-        kept: list[Any] | None = [] if index == 0 and self.keep else None
-        held = 0
-        rows = 0
-        for batch in self.reader.batches(BLOCK_ROWS, index):
-            block = self._checked(batch.features, rows)
-            rows += batch.n
-            if kept is not None:
-                held += _nbytes(block)
-                kept = kept if held <= CACHE_BYTES else None
-                if kept is not None:
-                    kept.append(block)
-            yield block
-        if rows == 0:
-            raise UserError(f"No data in channel '{self.reader.name}': its files hold no records.")
-        self.cache = kept
-
-    def _checked(self, features: Any, before: int) -> Any:
+    def check(self, features: Any, before: int) -> Any:
         import numpy as np
         import scipy.sparse as sp
 
@@ -123,7 +99,3 @@ class Documents:
                 "counts."
             )
         return matrix
-
-
-def _nbytes(block: Any) -> int:
-    return int(block.data.nbytes + block.indices.nbytes + block.indptr.nbytes)

@@ -4,7 +4,7 @@ lines `train:total_loss`, `validation:total_loss` (the tuning objective) and `te
 
 Documents are read in `mini_batch_size` batches (CSR for sparse records) and made a dense tensor
 one mini-batch at a time, never the whole channel. The batches of the first epoch are kept while
-they fit in `CACHE_BYTES`; larger channels are re-read each epoch from the files (File mode) or
+they fit in `env.CACHE_BYTES`; larger channels are re-read each epoch from the files (File mode) or
 the next epoch's FIFO (Pipe mode). Everything random (initial weights, the reparameterisation
 noise, `sub_sample`) comes from fixed seeds, so the same job trains the same model on the CPU.
 """
@@ -20,7 +20,7 @@ import scipy.sparse as sp
 import torch
 
 from opensage.algorithms.base import UserError
-from opensage.algorithms.env import ChannelReader, TrainingEnv
+from opensage.algorithms.env import ChannelReader, Passes, TrainingEnv
 from opensage.algorithms.ntm.model import (
     Architecture,
     NTMModel,
@@ -30,7 +30,6 @@ from opensage.algorithms.ntm.model import (
 )
 from opensage.algorithms.ntm.spec import encoder_layers
 
-CACHE_BYTES: Final = 1 << 30
 SEED: Final = 0
 TOP_WORDS: Final = 10
 VOCAB_FILE: Final = "vocab.txt"
@@ -212,36 +211,14 @@ class EarlyStopping:
         return self.flat >= self.patience
 
 
-class Documents:
+class Documents(Passes):
     """A channel's documents as checked mini-batches of `feature_dim` word counts, per epoch."""
 
     def __init__(self, reader: ChannelReader, feature_dim: int, size: int) -> None:
-        self.reader = reader
+        super().__init__(reader, size)
         self.feature_dim = feature_dim
-        self.size = size
-        self.cache: list[Any] | None = None
 
-    def epoch(self, index: int) -> Iterator[Any]:
-        if self.cache is not None:
-            yield from self.cache
-            return
-        kept: list[Any] | None = []
-        held = 0
-        rows = 0
-        for batch in self.reader.batches(self.size, index):
-            block = self._checked(batch.features, rows)
-            rows += batch.n
-            if kept is not None:
-                held += _nbytes(block)
-                kept = kept if held <= CACHE_BYTES else None
-                if kept is not None:
-                    kept.append(block)
-            yield block
-        if rows == 0:
-            raise UserError(f"No data in channel '{self.reader.name}': its files hold no records.")
-        self.cache = kept
-
-    def _checked(self, features: Any, before: int) -> Any:
+    def check(self, features: Any, before: int) -> Any:
         width = int(features.shape[1])
         if width > self.feature_dim or (width < self.feature_dim and not sp.issparse(features)):
             raise UserError(
@@ -266,12 +243,6 @@ class Documents:
                 "NTM reads documents as non-negative word counts."
             )
         return block
-
-
-def _nbytes(block: Any) -> int:
-    if sp.issparse(block):
-        return int(block.data.nbytes + block.indices.nbytes + block.indptr.nbytes)
-    return int(block.nbytes)
 
 
 def read_vocabulary(reader: ChannelReader | None, feature_dim: int) -> list[str] | None:

@@ -2,18 +2,17 @@
 fit (and the `test` channel's explained variance, when given) in informational log lines.
 
 Regular mode reads the channel once. Randomized mode reads it once per pass (1 + `REFINEMENTS`);
-while the rows fit in `CACHE_BYTES` they are kept from the first read, so small data sets are
+while the rows fit in `env.CACHE_BYTES` they are kept from the first read, so small data sets are
 parsed once, and larger ones are re-read from the files (File mode) or the next epoch's FIFO
 (Pipe mode), never held whole.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Final
 
 from opensage.algorithms.base import UserError
-from opensage.algorithms.env import ChannelReader, TrainingEnv
+from opensage.algorithms.env import ChannelReader, Passes, TrainingEnv
 from opensage.algorithms.pca.spec import RANDOMIZED
 
 if TYPE_CHECKING:
@@ -22,7 +21,6 @@ if TYPE_CHECKING:
 BLOCK_ROWS: Final = 4096
 """Rows per block at least: the maths does not depend on the block size (the sketch's random
 signs are one stream over the rows), and large blocks keep BLAS busy."""
-CACHE_BYTES: Final = 1 << 30
 
 
 def train(env: TrainingEnv) -> None:
@@ -44,40 +42,16 @@ def train(env: TrainingEnv) -> None:
     _describe(env, model)
 
 
-class Blocks:
+class Blocks(Passes):
     """The channel's rows as float32 blocks of `feature_dim` columns, for each pass."""
 
     def __init__(
         self, reader: ChannelReader, feature_dim: int, block_rows: int, keep: bool = True
     ) -> None:
-        self.reader = reader
+        super().__init__(reader, block_rows, keep)
         self.feature_dim = feature_dim
-        self.block_rows = block_rows
-        self.keep = keep
-        self.cache: list[Any] | None = None
 
-    def epoch(self, index: int) -> Iterator[Any]:
-        """Pass `index` over the rows: from memory once a pass was cached whole."""
-        if self.cache is not None:
-            yield from self.cache
-            return
-        kept: list[Any] | None = [] if index == 0 and self.keep else None
-        held = 0
-        rows = 0
-        for batch in self.reader.batches(self.block_rows, index):
-            block = self._checked(batch.features, rows)
-            rows += batch.n
-            if kept is not None:
-                held += _nbytes(block)
-                kept = kept if held <= CACHE_BYTES else None
-                if kept is not None:
-                    kept.append(block)
-            yield block
-        if rows == 0:
-            raise UserError(f"No data in channel '{self.reader.name}': its files hold no records.")
-        self.cache = kept
-
-    def _checked(self, features: Any, before: int) -> Any:
+    def check(self, features: Any, before: int) -> Any:
         import scipy.sparse as sp
 
         width = int(features.shape[1])
@@ -92,14 +66,6 @@ class Blocks:
                 f"feature_dim is {self.feature_dim}; set feature_dim to the number of columns."
             )
         return features
-
-
-def _nbytes(block: Any) -> int:
-    import scipy.sparse as sp
-
-    if sp.issparse(block):
-        return int(block.data.nbytes + block.indices.nbytes + block.indptr.nbytes)
-    return int(block.nbytes)
 
 
 def _describe(env: TrainingEnv, model: PCAModel) -> None:
