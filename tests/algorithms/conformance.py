@@ -243,7 +243,7 @@ def flat(row: dict[str, Any], keys: tuple[str, ...]) -> list[float]:
 # --- the checks -------------------------------------------------------------------------------
 
 
-def check_table(case: Case) -> None:
+def check_table(case: Case | DocumentCase) -> None:
     table = case.spec.hyperparameters
     for hp in table:
         if hp.default is not None:
@@ -391,7 +391,7 @@ def status_of(call: Callable[[], Any]) -> int:
     return int(result.status)
 
 
-def check_metrics(case: Case, log: str) -> None:
+def check_metrics(case: Case | DocumentCase, log: str) -> None:
     declared = {metric.name: metric for metric in case.spec.metrics}
     for name in case.metrics:
         assert name in declared, f"{name} is not a declared metric of {case.algorithm}"
@@ -403,7 +403,7 @@ def check_metrics(case: Case, log: str) -> None:
         )
 
 
-def check_metric_coverage(cases: list[Case]) -> None:
+def check_metric_coverage(cases: list[Case | DocumentCase]) -> None:
     """All declared metrics of an algorithm are logged by at least one of its cases."""
     spec = cases[0].spec
     logged = {name for case in cases for name in case.metrics}
@@ -414,3 +414,141 @@ def check_metric_coverage(cases: list[Case]) -> None:
 def check_algorithm(case: Case, tmp_path: Path) -> None:
     check_table(case)
     check_training_and_serving(case, tmp_path)
+
+
+# --- algorithms whose data are files and whose requests are documents ---------------------------
+
+
+@dataclass(frozen=True)
+class Request:
+    """One inference request of a `DocumentCase` and what a correct answer holds: `count`
+    result objects (as `DocumentCase.decode` finds them), each with exactly `keys`."""
+
+    content_type: str
+    accept: str
+    body: bytes
+    count: int
+    keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DocumentCase:
+    """A built-in whose training data are files rather than a feature matrix (text lines,
+    JSON Lines of token ids, RecordIO records of token tensors plus vocabularies) and whose
+    requests are documents (`{"instances": [...]}` of sentences or token lists).
+
+    `files()` gives each channel's content type and files (name -> bytes); `requests()` the
+    requests to send, every one of which must succeed. `decode(body, accept)` turns a response
+    into its list of result objects (default: the JSON `predictions` envelope, JSON Lines one
+    object per line). The suite checks the table; that training writes a model and logs
+    `metrics`; every request's answer (status, content type, count, keys); that a copied model
+    and a second training run give byte-identical answers (reproducibility); that an unknown
+    content type is 415 and an unknown Accept 406; and that training on each of
+    `refused_content_types` fails with a FailureReason naming it.
+    """
+
+    name: str
+    algorithm: str
+    hyperparameters: dict[str, str]
+    files: Callable[[], dict[str, tuple[str, dict[str, bytes]]]]
+    requests: Callable[[], list[Request]]
+    metrics: tuple[str, ...] = ()
+    decode: Callable[[bytes, str], list[Any]] | None = None
+    refused_content_types: tuple[str, ...] = ()
+    environ: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def spec(self) -> Algorithm:
+        return algorithms()[self.algorithm]
+
+
+def decode_documents(body: bytes, accept: str) -> list[Any]:
+    """The result objects of a `{"predictions": [...]}` or JSON Lines answer."""
+    if accept.startswith(JSONLINES):
+        return [json.loads(line) for line in body.decode().splitlines() if line.strip()]
+    document = json.loads(body)
+    assert isinstance(document, dict), document
+    assert list(document) == ["predictions"], document
+    rows: list[Any] = document["predictions"]
+    return rows
+
+
+def train_files(case: DocumentCase, base: Path, content_type: str | None = None) -> Run:
+    """A job tree under `base` holding the case's files (every channel in `content_type` when
+    given), trained on by the algorithm's real training program."""
+    paths = MLPaths(base)
+    for folder in paths.directories():
+        folder.mkdir(parents=True, exist_ok=True)
+    paths.hyperparameters_file.write_text(json.dumps(case.hyperparameters))
+    paths.resource_config_file.write_text(
+        json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]})
+    )
+    config = {}
+    for channel, (channel_type, files) in case.files().items():
+        folder = paths.channel(channel)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, data in files.items():
+            (folder / name).write_bytes(data)
+        config[channel] = {
+            "ContentType": content_type or channel_type,
+            "TrainingInputMode": "File",
+        }
+    paths.input_data_config_file.write_text(json.dumps(config))
+    proc = subprocess.run(
+        [sys.executable, "-m", f"opensage.algorithms.{case.algorithm}", "train"],
+        env={**os.environ, "SAGEMAKER_BASE_DIR": str(base), "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    return Run(paths, proc.returncode, proc.stdout, proc.stderr)
+
+
+def answers(case: DocumentCase, model_dir: Path) -> list[bytes]:
+    """Every request's answer body, each checked against what the request says it holds."""
+    handler = importlib.import_module(f"opensage.algorithms.{case.algorithm}.serve").load(
+        model_dir, {**case.environ}
+    )
+    decode = case.decode or decode_documents
+    bodies = []
+    for request in case.requests():
+        where = f"{request.content_type} -> {request.accept}"
+        result = handler.invoke(request.body, request.content_type, request.accept, None)
+        assert result.status == 200, (where, result.body[:300])
+        assert result.content_type == request.accept.split(";")[0], where
+        decoded = decode(result.body, request.accept)
+        assert len(decoded) == request.count, (where, decoded)
+        for row in decoded:
+            assert isinstance(row, dict), (where, row)
+            assert set(row) == set(request.keys), (where, row)
+        bodies.append(result.body)
+    first = case.requests()[0]
+    assert status_of(lambda: handler.invoke(first.body, "image/png", first.accept, None)) == 415
+    assert (
+        status_of(lambda: handler.invoke(first.body, first.content_type, "text/html", None)) == 406
+    )
+    return bodies
+
+
+def check_document_algorithm(case: DocumentCase, tmp_path: Path) -> None:
+    check_table(case)
+    for content_type in case.refused_content_types:
+        run = train_files(
+            case, tmp_path / f"refused-{content_type.replace('/', '-')}", content_type
+        )
+        assert run.returncode != 0, f"training on {content_type} should fail"
+        assert run.failure.startswith("ClientError: "), run.failure + run.stderr[-2000:]
+        assert content_type in run.failure, run.failure
+    run = train_files(case, tmp_path / "first")
+    assert run.returncode == 0, run.failure + run.stderr[-3000:]
+    assert not run.failure
+    assert any(run.paths.model.iterdir()), "training wrote no model"
+    assert run.paths.success_file.exists()
+    check_metrics(case, run.stdout)
+    reference = answers(case, run.paths.model)
+    copy = tmp_path / "copied-model"
+    shutil.copytree(run.paths.model, copy)
+    assert answers(case, copy) == reference, "a copied model answers differently"
+    again = train_files(case, tmp_path / "again")
+    assert again.returncode == 0, again.failure
+    assert answers(case, again.paths.model) == reference, "training is not reproducible"

@@ -12,12 +12,18 @@ from pathlib import Path
 import pytest
 
 from opensage.algorithms.registry import algorithms
-from tests.algorithms.conformance import Case, check_algorithm, check_metric_coverage
+from tests.algorithms.conformance import (
+    Case,
+    DocumentCase,
+    check_algorithm,
+    check_document_algorithm,
+    check_metric_coverage,
+)
 
 
-def _cases_of(name: str) -> list[Case]:
+def _cases_of(name: str) -> list[Case | DocumentCase]:
     module = importlib.import_module(f"tests.algorithms.cases_{name}")
-    cases: list[Case] = module.CASES
+    cases: list[Case | DocumentCase] = module.CASES
     return cases
 
 
@@ -26,8 +32,11 @@ CASES = [case for name in ALGORITHMS for case in _cases_of(name)]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
-def test_conformance(case: Case, tmp_path: Path) -> None:
-    check_algorithm(case, tmp_path)
+def test_conformance(case: Case | DocumentCase, tmp_path: Path) -> None:
+    if isinstance(case, DocumentCase):
+        check_document_algorithm(case, tmp_path)
+    else:
+        check_algorithm(case, tmp_path)
 
 
 # XGBoost declares every eval_metric on both channels (66 names); test_xgboost checks each regex
