@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import shutil
 import socket
 import threading
 import time
@@ -24,6 +25,7 @@ from opensage.control.endpoint_configs import EndpointConfigService
 from opensage.control.endpoint_metrics import EndpointMetrics, MetricsFlusher
 from opensage.control.endpoints import EndpointService
 from opensage.control.fleet import FleetConfig, FleetManager
+from opensage.control.images import ImageSupport
 from opensage.control.logs import LogService
 from opensage.control.models import ModelService
 from opensage.control.routing import Router, RouteTable
@@ -35,6 +37,7 @@ from opensage.control.transforms import TransformService
 from opensage.control.tuning import TuningService
 from opensage.control.tuning_runner import TrainingApi, TuningScheduler
 from opensage.errors import OpenSageError, ValidationError
+from opensage.images import ImageStore
 from opensage.runtime import runtime_for
 from opensage.server.app import EdgeApp, build_asgi
 from opensage.server.awsjson import JsonService
@@ -49,6 +52,12 @@ def create_app(settings: Settings) -> EdgeApp:
     store = Store.from_url(settings.database_url)
     storage = LocalObjectStorage(settings.storage_root)
     runtime = runtime_for(settings.resolved_runtime())
+    image_support = ImageSupport(
+        ImageStore(settings.images_root),
+        runtime_for("sandbox") if shutil.which("bwrap") else None,
+        "Running container images needs bubblewrap (`bwrap`), which is not installed here: "
+        "install it (e.g. `apt-get install bubblewrap`)",
+    )
     scheduler = TrainingScheduler(
         store,
         storage,
@@ -64,13 +73,18 @@ def create_app(settings: Settings) -> EdgeApp:
                 "AWS_ENDPOINT_URL_S3": settings.endpoint_url,
                 **settings.extra_env,
             },
+            images=image_support,
         ),
     )
-    training = TrainingService(store, settings.region, settings.account_id, scheduler.launch)
+    training = TrainingService(
+        store, settings.region, settings.account_id, scheduler.launch, image_support.store
+    )
     tuner = TuningScheduler(
         store, TrainingApi(training.create, training.stop), settings.poll_interval_seconds
     )
-    tuning = TuningService(store, settings.region, settings.account_id, tuner.launch)
+    tuning = TuningService(
+        store, settings.region, settings.account_id, tuner.launch, image_support.store
+    )
     routes, endpoint_metrics = RouteTable(), EndpointMetrics()
     fleet = FleetManager(
         store,
@@ -85,9 +99,10 @@ def create_app(settings: Settings) -> EdgeApp:
             health_interval_seconds=settings.health_interval_seconds,
             stop_grace_seconds=settings.stop_grace_seconds,
             container_env=scheduler.config.container_env,
+            images=image_support,
         ),
     )
-    models = ModelService(store, settings.region, settings.account_id)
+    models = ModelService(store, settings.region, settings.account_id, image_support.store)
     transformer = TransformScheduler(
         store,
         storage,

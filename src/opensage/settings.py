@@ -66,6 +66,10 @@ class Settings:
         return self.home / "storage"
 
     @property
+    def images_root(self) -> Path:
+        return self.home / "images"
+
+    @property
     def jobs_root(self) -> Path:
         return self.home / "jobs"
 

@@ -102,7 +102,7 @@ def build_layout(folder: Path, image: Image, ref_name: str | None) -> str:
 
     layers = []
     for tar in image.layer_tars():
-        stored = gzip.compress(tar, mtime=0) if image.gzip_layers else tar
+        stored = gzip.compress(tar, compresslevel=1, mtime=0) if image.gzip_layers else tar
         media = "application/vnd.oci.image.layer.v1.tar" + ("+gzip" if image.gzip_layers else "")
         layers.append({"mediaType": media, "digest": put(stored), "size": len(stored)})
     config = config_bytes(image)

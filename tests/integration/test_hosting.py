@@ -75,7 +75,7 @@ def test_model_operations(server: Clients) -> None:
     assert "Exactly one of PrimaryContainer and Containers" in error_of(exc)[1]
     with pytest.raises(ClientError) as exc:
         sm.create_model(ModelName="nope", PrimaryContainer={"Image": "unknown-repo:1"})
-    assert "not an inference image opensage can run" in error_of(exc)[1]
+    assert "not in opensage's image store" in error_of(exc)[1]
 
     sm.delete_model(ModelName="crud-model")
     for call in (sm.describe_model, sm.delete_model):

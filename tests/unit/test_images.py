@@ -58,7 +58,9 @@ def test_entrypoint_runs_only_in_the_python_image() -> None:
 
 @pytest.mark.parametrize("image", ["acme/whatever:1", "blazingtext:1", "Not A URI!"])
 def test_images_opensage_cannot_run_are_refused_by_name(image: str) -> None:
-    with pytest.raises(ValidationError, match=r"TrainingImage|not an algorithm") as info:
+    with pytest.raises(
+        ValidationError, match=r"TrainingImage|not in opensage.s image store"
+    ) as info:
         resolve(image, {})
     assert image in info.value.message
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from opensage.control.endpoint_metrics import EndpointMetrics
 from opensage.control.endpoints import ACTIVE, KIND
+from opensage.control.images import ImageSupport
 from opensage.control.logs import parse_log_line
 from opensage.control.model_servers import (
     LaunchError,
@@ -57,6 +58,7 @@ class FleetConfig:
     health_interval_seconds: float
     stop_grace_seconds: float
     container_env: dict[str, str]
+    images: ImageSupport | None = None
 
     @property
     def instances_root(self) -> Path:
@@ -140,7 +142,7 @@ class FleetManager:
         self.routes = routes
         self.metrics = metrics
         self.config = config
-        self.server_config = ServerConfig(config.region, config.container_env)
+        self.server_config = ServerConfig(config.region, config.container_env, config.images)
         self.threads = Supervision("endpoint", lambda name: EndpointSupervisor(self, name).run())
         self.launch = self.threads.launch
         self.shutting_down = self.threads.shutting_down

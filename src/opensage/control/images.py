@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from opensage.algorithms import registry
 from opensage.algorithms.base import HyperparameterError
 from opensage.errors import ValidationError
+from opensage.images import Image, ImageNotFound, ImageStore, ReferenceError, parse_reference
+from opensage.runtime import Runtime
 
 _ECR = re.compile(
     r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(\.cn)?/"
@@ -52,13 +54,53 @@ class Program:
     command: list[str]
     metric_definitions: list[dict[str, str]] = field(default_factory=list)
     algorithm: str | None = None
+    image: Image | None = None
+    """A stored image the command runs in (on its root, with its environment)."""
+
+
+@dataclass(frozen=True)
+class ImageSupport:
+    """The image store, and the runtime that runs its images (None where nothing here can run
+    them: `missing` says what to install)."""
+
+    store: ImageStore
+    runtime: Runtime | None
+    missing: str = ""
+
+    def runner(self) -> Runtime:
+        if self.runtime is None:
+            raise ValidationError(self.missing)
+        return self.runtime
+
+
+def stored_image(image: str, store: ImageStore | None) -> Image | None:
+    if store is None:
+        return None
+    try:
+        parse_reference(image)
+        return store.resolve(image)
+    except (ImageNotFound, ReferenceError):
+        return None
+
+
+def container_command(
+    image: Image, verb: str, entrypoint: list[str] | None, arguments: list[str] | None
+) -> list[str]:
+    """`docker run [--entrypoint EP] IMAGE ARGS` with SageMaker's default ARGS, `train` or
+    `serve`: the argument replaces the image's Cmd, and ContainerEntrypoint drops it."""
+    if entrypoint:
+        return [*entrypoint, *(arguments or [])]
+    return [*image.entrypoint, *(arguments or [verb])]
 
 
 def repository(image: str) -> str:
     match = _ECR.match(image) or _SHORT.match(image)
-    if not match:
-        raise ValidationError(f"Invalid TrainingImage '{image}'")
-    return match.group("repo")
+    if match:
+        return match.group("repo")
+    try:
+        return parse_reference(image).repository  # another registry's host: `host:port/repo`
+    except ReferenceError:
+        raise ValidationError(f"Invalid TrainingImage '{image}'") from None
 
 
 def resolve(
@@ -66,8 +108,12 @@ def resolve(
     hyperparameters: dict[str, str],
     entrypoint: list[str] | None = None,
     arguments: list[str] | None = None,
+    store: ImageStore | None = None,
 ) -> Program:
     """The program for an image; `ValidationException` when opensage cannot run it."""
+    stored = stored_image(image, store)
+    if stored is not None:
+        return Program(container_command(stored, "train", entrypoint, arguments), image=stored)
     repo = repository(image)
     script_mode = "sagemaker_program" in hyperparameters or "SAGEMAKER_PROGRAM" in hyperparameters
     if repo in ("opensage/python", "python") and entrypoint:
@@ -93,9 +139,9 @@ def resolve(
             )
         return Program(list(TOOLKIT))
     raise ValidationError(
-        f"Image '{image}' is not an algorithm or framework image opensage can run "
-        f"(repository '{repo}'); built-in: {_builtin_repositories()}; script mode: "
-        f"{', '.join(sorted(FRAMEWORK_REPOSITORIES))}"
+        f"Image '{image}' is not in opensage's image store; load it with `opensage images "
+        f"load` or push it to opensage's registry. Built-in algorithms: "
+        f"{_builtin_repositories()}; script mode: {', '.join(sorted(FRAMEWORK_REPOSITORIES))}"
     )
 
 
@@ -105,15 +151,21 @@ class ServingProgram:
 
     command: list[str]
     env: dict[str, str] = field(default_factory=dict)
+    image: Image | None = None
 
 
-def resolve_serving(image: str, environment: dict[str, str]) -> ServingProgram:
+def resolve_serving(
+    image: str, environment: dict[str, str], store: ImageStore | None = None
+) -> ServingProgram:
     """The model server for an inference image; `ValidationException` when opensage cannot run it.
 
     A built-in algorithm's image serves through that algorithm's handler unless the model names
     a script (`SAGEMAKER_PROGRAM`), which turns the XGBoost image into a framework image, as the
     SageMaker XGBoost container does.
     """
+    stored = stored_image(image, store)
+    if stored is not None:
+        return ServingProgram(container_command(stored, "serve", None, None), image=stored)
     repo = repository(image)
     algorithm = registry.by_repository(repo)
     script = "SAGEMAKER_PROGRAM" in environment and repo in SERVING_FRAMEWORK_REPOSITORIES
@@ -122,8 +174,9 @@ def resolve_serving(image: str, environment: dict[str, str]) -> ServingProgram:
     if repo in SERVING_FRAMEWORK_REPOSITORIES:
         return ServingProgram(list(MODEL_SERVER))
     raise ValidationError(
-        f"Image '{image}' is not an inference image opensage can run (repository '{repo}'); "
-        f"built-in: {_builtin_repositories()}; inference scripts: "
+        f"Image '{image}' is not in opensage's image store; load it with `opensage images "
+        f"load` or push it to opensage's registry. Built-in algorithms: "
+        f"{_builtin_repositories()}; inference scripts: "
         f"{', '.join(sorted(SERVING_FRAMEWORK_REPOSITORIES))}"
     )
 

@@ -20,12 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from opensage.control import images
-from opensage.errors import OpenSageError
+from opensage.errors import OpenSageError, ValidationError
+from opensage.images import ImageError
 from opensage.runtime import ContainerSpec, RunHandle, Runtime
 from opensage.runtime.base import start
 from opensage.storage import ObjectStorage, S3Uri
 
 SOCKET_ENV = "OPENSAGE_SERVING_SOCKET"
+IMAGE_PORT = 8080  # where SageMaker's inference contract has a container listen
 _MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes on Linux
 
 
@@ -35,6 +37,7 @@ class ServerConfig:
 
     region: str
     container_env: dict[str, str]
+    images: images.ImageSupport | None = None
 
 
 class LaunchError(Exception):
@@ -67,7 +70,15 @@ def start_model_server(
     spec = ContainerSpec(job_dir=ml, run_dir=run_dir, command=[])
     base = runtime.container_base(spec)
     own = {**(container.get("Environment") or {}), **(extra_env or {})}
-    program = images.resolve_serving(container["Image"], own)
+    support = config.images
+    try:
+        program = images.resolve_serving(
+            container["Image"], own, support.store if support else None
+        )
+        root = support.store.root_of(program.image) if support and program.image else None
+        image_runtime = support.runner() if support and program.image else runtime
+    except (ValidationError, ImageError) as exc:
+        raise LaunchError(f"image {container['Image']} cannot run: {exc}") from None
     env = {
         **config.container_env,
         "AWS_REGION": config.region,
@@ -79,6 +90,21 @@ def start_model_server(
     }
     if str(env.get("SAGEMAKER_SUBMIT_DIRECTORY", "")).startswith("s3://"):
         env["SAGEMAKER_SUBMIT_DIRECTORY"] = f"{base}/model/code"
+    if program.image is not None and support is not None:
+        # An image's own server listens on SageMaker's port, in its own network namespace.
+        env = {**program.image.env, **env, "SAGEMAKER_BIND_TO_PORT": str(IMAGE_PORT)}
+        env.pop(SOCKET_ENV)
+        spec = ContainerSpec(
+            job_dir=ml,
+            run_dir=run_dir,
+            command=program.command,
+            env=env,
+            network_isolation=True,
+            root=root,
+            workdir=program.image.working_dir,
+            serve_port=IMAGE_PORT,
+        )
+        return start(image_runtime, spec, tethered=True), host_socket
     spec = ContainerSpec(
         job_dir=ml,
         run_dir=run_dir,

@@ -15,6 +15,7 @@ from opensage.control.listing import page
 from opensage.control.naming import arn
 from opensage.control.tags import insert_tagged
 from opensage.errors import NotFoundError, ValidationError
+from opensage.images import ImageStore
 from opensage.storage import S3Uri
 from opensage.store import Resource, Store
 
@@ -22,10 +23,13 @@ KIND = "Model"
 
 
 class ModelService:
-    def __init__(self, store: Store, region: str, account: str) -> None:
+    def __init__(
+        self, store: Store, region: str, account: str, image_store: ImageStore | None = None
+    ) -> None:
         self.store = store
         self.region = region
         self.account = account
+        self.image_store = image_store
 
     def arn(self, name: str) -> str:
         return arn(self.region, self.account, "model", name)
@@ -33,7 +37,10 @@ class ModelService:
     def create(self, request: dict[str, Any]) -> dict[str, Any]:
         name = request["ModelName"]
         model_arn = self.arn(name)
-        containers(request)  # validates
+        for container in containers(request):  # validates
+            images.resolve_serving(
+                container["Image"], container.get("Environment") or {}, self.image_store
+            )
         now = time.time()
         resource = Resource(KIND, name, model_arn, "Created", now, now, request, {})
         duplicate = ValidationError(f'Cannot create already existing model "{model_arn}".')
@@ -117,7 +124,6 @@ def _validate_container(container: dict[str, Any]) -> None:
     image = container.get("Image")
     if not image:
         raise ValidationError("ContainerDefinition.Image is required.")
-    images.resolve_serving(image, container.get("Environment") or {})
     url = container.get("ModelDataUrl")
     source = (container.get("ModelDataSource") or {}).get("S3DataSource")
     if url and source:

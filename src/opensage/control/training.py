@@ -14,6 +14,7 @@ from opensage.control.metrics import final_metrics
 from opensage.control.naming import arn
 from opensage.control.tags import insert_tagged
 from opensage.errors import NotFoundError, ResourceInUseError, ValidationError
+from opensage.images import ImageStore
 from opensage.storage import S3Uri
 from opensage.store import Resource, Store
 
@@ -24,18 +25,24 @@ NOT_FOUND = "Requested resource not found."
 
 class TrainingService:
     def __init__(
-        self, store: Store, region: str, account: str, launch: Callable[[str], None]
+        self,
+        store: Store,
+        region: str,
+        account: str,
+        launch: Callable[[str], None],
+        image_store: ImageStore | None = None,
     ) -> None:
         self.store = store
         self.region = region
         self.account = account
         self._launch = launch  # hands a newly created job to the scheduler
+        self.image_store = image_store
 
     # Create ------------------------------------------------------------------------------
 
     def create(self, request: dict[str, Any]) -> dict[str, Any]:
         name = request["TrainingJobName"]
-        request = validate_request(request)
+        request = validate_request(request, self.image_store)
         now = time.time()
         job_arn = arn(self.region, self.account, "training-job", name)
         resource = Resource(
@@ -142,11 +149,13 @@ def _summary(job: Resource) -> dict[str, Any]:
     return out
 
 
-def validate_request(request: dict[str, Any]) -> dict[str, Any]:
+def validate_request(
+    request: dict[str, Any], image_store: ImageStore | None = None
+) -> dict[str, Any]:
     """A CreateTrainingJob request with its defaults; ValidationError for what SageMaker refuses
     (tuning jobs check their trials' requests with it too)."""
     request = _with_defaults(request)
-    _validate(request)
+    _validate(request, image_store)
     return request
 
 
@@ -161,7 +170,7 @@ def _with_defaults(request: dict[str, Any]) -> dict[str, Any]:
     return request
 
 
-def _validate(request: dict[str, Any]) -> None:
+def _validate(request: dict[str, Any], image_store: ImageStore | None) -> None:
     """What botocore's model leaves optional but a runnable job needs (SageMaker checks these)."""
     spec = request.get("AlgorithmSpecification")
     if not spec or not spec.get("TrainingImage"):
@@ -199,6 +208,7 @@ def _validate(request: dict[str, Any]) -> None:
         request["HyperParameters"],
         spec.get("ContainerEntrypoint"),
         spec.get("ContainerArguments"),
+        image_store,
     )
 
 

@@ -34,6 +34,8 @@ from opensage.control.staging import (
     upload_artifacts,
 )
 from opensage.control.supervision import Supervision
+from opensage.errors import ValidationError
+from opensage.images import ImageError
 from opensage.runtime import ContainerSpec, RunHandle, Runtime, build_job_tree
 from opensage.runtime.base import start
 from opensage.storage import ObjectStorage, S3Uri
@@ -51,6 +53,7 @@ class RunnerConfig:
     poll_interval_seconds: float
     container_env: dict[str, str]
     checkpoint_sync_seconds: float = 10.0
+    images: images.ImageSupport | None = None
 
 
 class TrainingScheduler:
@@ -180,6 +183,7 @@ class JobSupervisor:
         request = job.request
         try:
             self._build_tree(request)
+            self._unpack_image(request)
         except StagingError as exc:
             self._fail(exc.message)
             return False
@@ -283,15 +287,31 @@ class JobSupervisor:
         for feeder in self.feeders:
             feeder.thread.join(5)
 
-    def _start_program(self, request: dict[str, Any]) -> None:
-        self._start_feeders(request)
+    def _program(self, request: dict[str, Any]) -> images.Program:
         spec = request["AlgorithmSpecification"]
-        program = images.resolve(
+        support = self.s.config.images
+        return images.resolve(
             spec["TrainingImage"],
             request.get("HyperParameters", {}),
             spec.get("ContainerEntrypoint"),
             spec.get("ContainerArguments"),
+            support.store if support else None,
         )
+
+    def _unpack_image(self, request: dict[str, Any]) -> None:
+        """A stored image's root file system, unpacked (once per image) while Downloading."""
+        try:
+            program = self._program(request)
+            if program.image is not None and self.s.config.images is not None:
+                self.s.config.images.runner()
+                self.s.config.images.store.root_of(program.image)
+        except (ValidationError, ImageError) as exc:
+            image = request["AlgorithmSpecification"]["TrainingImage"]
+            raise StagingError(f"ClientError: image {image} cannot run: {exc}") from None
+
+    def _start_program(self, request: dict[str, Any]) -> None:
+        self._start_feeders(request)
+        program = self._program(request)
         job = self._job()
         env = {
             **self.s.config.container_env,
@@ -302,6 +322,12 @@ class JobSupervisor:
             "PYTHONUNBUFFERED": "1",
             **request.get("Environment", {}),
         }
+        runtime, root, workdir = self.s.runtime, None, None
+        if program.image is not None and self.s.config.images is not None:
+            runtime = self.s.config.images.runner()
+            root = self.s.config.images.store.root_of(program.image)
+            workdir = program.image.working_dir
+            env = {**program.image.env, **env}
         for host in self.hosts:
             container = ContainerSpec(
                 job_dir=host.paths.base,
@@ -309,19 +335,16 @@ class JobSupervisor:
                 command=program.command,
                 env=env,
                 network_isolation=bool(request.get("EnableNetworkIsolation")),
+                root=root,
+                workdir=workdir,
             )
-            host.handle = start(self.s.runtime, container)
+            host.handle = start(runtime, container)
 
     # watching --------------------------------------------------------------------------------
 
     def _definitions(self, request: dict[str, Any]) -> list[MetricDefinition]:
         spec = request["AlgorithmSpecification"]
-        program = images.resolve(
-            spec["TrainingImage"],
-            request.get("HyperParameters", {}),
-            spec.get("ContainerEntrypoint"),
-            spec.get("ContainerArguments"),
-        )
+        program = self._program(request)
         return compile_definitions(
             [*program.metric_definitions, *spec.get("MetricDefinitions", [])]
         )

@@ -24,6 +24,7 @@ from opensage.control.naming import arn, decode_token, encode_token
 from opensage.control.tags import insert_tagged
 from opensage.control.training import validate_request
 from opensage.errors import ResourceInUseError, ResourceNotFoundError, ValidationError
+from opensage.images import ImageStore
 from opensage.store import Resource, Store
 from opensage.tuning import (
     CategoricalParameter,
@@ -153,7 +154,7 @@ def _definition(request: dict[str, Any]) -> dict[str, Any]:
     return dict(single)
 
 
-def check_trials(plan: Plan) -> None:
+def check_trials(plan: Plan, image_store: ImageStore | None = None) -> None:
     """The trials would be valid training jobs (built-ins: every range's ends are valid values)
     and the objective is a metric they emit, in the algorithm's direction."""
     definition, space, metric, direction = plan.definition, plan.space, plan.metric, plan.direction
@@ -162,8 +163,10 @@ def check_trials(plan: Plan) -> None:
     corners = _corners(space)
     program = None
     for corner in corners:
-        program = images.resolve(spec.get("TrainingImage", ""), {**static, **corner})
-        validate_request(trial_request(definition, "validation-only", corner, metric))
+        program = images.resolve(
+            spec.get("TrainingImage", ""), {**static, **corner}, store=image_store
+        )
+        validate_request(trial_request(definition, "validation-only", corner, metric), image_store)
     assert program is not None
     defined = {d["Name"] for d in spec.get("MetricDefinitions", [])}
     if program.algorithm is not None:
@@ -295,12 +298,18 @@ def trial_request(
 
 class TuningService:
     def __init__(
-        self, store: Store, region: str, account: str, launch: Callable[[str], None]
+        self,
+        store: Store,
+        region: str,
+        account: str,
+        launch: Callable[[str], None],
+        image_store: ImageStore | None = None,
     ) -> None:
         self.store = store
         self.region = region
         self.account = account
         self._launch = launch  # hands a newly created job to the scheduler
+        self.image_store = image_store
 
     def arn(self, name: str) -> str:
         return arn(self.region, self.account, "hyper-parameter-tuning-job", name)
@@ -316,7 +325,7 @@ class TuningService:
         if self._named(name) is not None:
             raise duplicate
         plan = Plan.of(request)
-        check_trials(plan)
+        check_trials(plan, self.image_store)
         config = request["HyperParameterTuningJobConfig"]
         seed = config.get("RandomSeed")
         parents = self._warm_start(request, plan)

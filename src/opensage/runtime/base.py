@@ -17,13 +17,21 @@ from opensage.runtime.shim import process_stat, tether_of
 
 @dataclass(frozen=True)
 class ContainerSpec:
-    """One host of a job: the program, its `/opt/ml` tree on the host, and its environment."""
+    """One host of a job: the program, its `/opt/ml` tree on the host, and its environment.
+
+    With `root` (an image's unpacked file system) the program runs on that root instead of the
+    host's, in `workdir`, with `env` as its whole environment; `serve_port` is the TCP port its
+    model server listens on, which the runtime makes reachable at `<job_dir>/serving.sock`.
+    """
 
     job_dir: Path
     run_dir: Path
     command: list[str]
     env: dict[str, str] = field(default_factory=dict)
     network_isolation: bool = False
+    root: Path | None = None
+    workdir: str | None = None
+    serve_port: int | None = None
 
 
 class Runtime(Protocol):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from opensage.contract import BASE_DIR_ENV
+from opensage.errors import ValidationError
 from opensage.runtime.base import ContainerSpec
 
 
@@ -14,6 +15,8 @@ class ProcessRuntime:
     name = "process"
 
     def wrap(self, spec: ContainerSpec) -> tuple[list[str], dict[str, str]]:
+        if spec.root is not None:
+            raise ValidationError("The process runtime cannot run container images")
         env = {**os.environ, **spec.env, BASE_DIR_ENV: str(spec.job_dir)}
         return list(spec.command), env
 

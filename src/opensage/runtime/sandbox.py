@@ -1,9 +1,17 @@
 """The `sandbox` runtime: bubblewrap, with the job folder bind-mounted at the real `/opt/ml`.
 
-The host's root is mounted read-only (so the program finds the same Python and packages), `/tmp`
-is private, and `--unshare-net` gives `EnableNetworkIsolation` its meaning: the program has only
-its own loopback and cannot reach the host's. When `/opt/ml` does not exist on the host, `/opt`
-is rebuilt as a tmpfs with the host's entries bound back, so the mount point can be created.
+Two kinds of program run here:
+- the platform's own programs (built-in algorithms, the toolkit, the model server) on the host's
+  root, mounted read-only so they find the same Python and packages, with a private `/tmp`;
+  when `/opt/ml` does not exist on the host, `/opt` is rebuilt as a tmpfs with the host's
+  entries bound back, so the mount point can be created;
+- a container image, on its unpacked root (read-only; `/opt/ml`, `/tmp` and `/dev/shm`
+  writable), with exactly the environment the platform gives it (nothing of the host's) and its
+  working directory. Its model server gets its own network namespace, reached through
+  `opensage.runtime.netproxy`, so every instance can listen on port 8080.
+
+`--unshare-net` gives `EnableNetworkIsolation` its meaning: the program has only its own
+loopback and cannot reach the host's.
 """
 
 from __future__ import annotations
@@ -15,12 +23,15 @@ from pathlib import Path
 
 from opensage.contract import BASE_DIR_ENV, DEFAULT_BASE_DIR
 from opensage.runtime.base import ContainerSpec
+from opensage.runtime.netproxy import INFO_FD
 
 
 class SandboxRuntime:
     name = "sandbox"
 
     def wrap(self, spec: ContainerSpec) -> tuple[list[str], dict[str, str]]:
+        if spec.root is not None:
+            return self._wrap_image(spec, spec.root)
         bwrap = shutil.which("bwrap") or "bwrap"
         argv = [
             bwrap,
@@ -40,6 +51,32 @@ class SandboxRuntime:
         env = {**os.environ, **spec.env}
         env.pop(BASE_DIR_ENV, None)  # inside the sandbox the tree is the real /opt/ml
         return [*argv, "--", *spec.command], env
+
+    def _wrap_image(self, spec: ContainerSpec, root: Path) -> tuple[list[str], dict[str, str]]:
+        bwrap = shutil.which("bwrap") or "bwrap"
+        argv = [
+            bwrap,
+            "--ro-bind", str(root), "/",
+            "--dev", "/dev",
+            "--tmpfs", "/dev/shm",
+            "--proc", "/proc",
+            "--tmpfs", "/tmp",
+            "--bind", str(spec.job_dir), DEFAULT_BASE_DIR,
+            "--unshare-pid",
+            "--die-with-parent",
+            "--chdir", spec.workdir or "/",
+            "--clearenv",
+        ]  # fmt: skip
+        for key, value in spec.env.items():
+            argv += ["--setenv", key, value]
+        if spec.serve_port is not None:
+            argv += ["--unshare-net", "--info-fd", INFO_FD, "--", *spec.command]
+            proxy = [sys.executable, "-m", "opensage.runtime.netproxy",
+                     str(spec.job_dir / "serving.sock"), str(spec.serve_port), "--"]  # fmt: skip
+            return [*proxy, *argv], dict(os.environ)
+        if spec.network_isolation:
+            argv.append("--unshare-net")
+        return [*argv, "--", *spec.command], dict(os.environ)
 
     def container_base(self, spec: ContainerSpec) -> str:
         return DEFAULT_BASE_DIR

@@ -1,0 +1,133 @@
+"""Reach a container's TCP port through a Unix socket: `python -m opensage.runtime.netproxy
+SOCKET PORT -- BWRAP_ARGV...`.
+
+An image's model server listens on port 8080, as SageMaker's contract says, so every container
+needs its own network namespace (`bwrap --unshare-net`), or two instances would fight over the
+port. The host cannot reach a port in such a namespace directly; this wrapper can. It starts
+bubblewrap (whose argv holds `{info_fd}` where bubblewrap is to write the sandbox's pid), then
+forks a proxy that enters the sandbox's user and network namespaces (`setns`, allowed to the
+namespace's owner) and, for every connection accepted on SOCKET (bound on the host before it
+entered them), connects to 127.0.0.1:PORT inside and copies bytes both ways. The platform talks
+to the Unix socket exactly as it talks to its own model servers.
+
+The wrapper waits for bubblewrap and exits with its status; SIGTERM is for the container (its
+process group receives it), so the wrapper and the proxy ignore it and leave with the container.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWNET = 0x40000000
+INFO_FD = "{info_fd}"
+
+
+def _setns(path: str, kind: int) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if libc.setns(fd, kind) != 0:
+            error = ctypes.get_errno()
+            raise OSError(error, f"setns({path}): {os.strerror(error)}")
+    finally:
+        os.close(fd)
+
+
+def enter_namespaces(pid: int) -> None:
+    """Join `pid`'s network namespace (and its user namespace first, when it has its own)."""
+    own = os.readlink("/proc/self/ns/user")
+    if os.readlink(f"/proc/{pid}/ns/user") != own:
+        _setns(f"/proc/{pid}/ns/user", CLONE_NEWUSER)
+    _setns(f"/proc/{pid}/ns/net", CLONE_NEWNET)
+
+
+def _pump(source: socket.socket, target: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while data := source.recv(1 << 16):
+            target.sendall(data)
+    with contextlib.suppress(OSError):
+        target.shutdown(socket.SHUT_WR)
+
+
+def _serve_connection(client: socket.socket, port: int) -> None:
+    try:
+        upstream = socket.create_connection(("127.0.0.1", port))
+    except OSError:
+        client.close()  # not listening yet: the platform's /ping sees a reset and polls again
+        return
+    upstream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    back = threading.Thread(target=_pump, args=(upstream, client), daemon=True)
+    back.start()
+    _pump(client, upstream)
+    back.join()
+    client.close()
+    upstream.close()
+
+
+def proxy(listener: socket.socket, pid: int, port: int) -> None:
+    """In a forked child: enter the sandbox's namespaces and forward connections forever."""
+    enter_namespaces(pid)
+    while True:
+        client, _ = listener.accept()
+        threading.Thread(target=_serve_connection, args=(client, port), daemon=True).start()
+
+
+def _sandbox_pid(read_fd: int) -> int:
+    with os.fdopen(read_fd, "rb") as info:
+        data = info.read()
+    return int(json.loads(data)["child-pid"])
+
+
+def run(socket_path: Path, port: int, argv: list[str]) -> int:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    with contextlib.suppress(FileNotFoundError):
+        socket_path.unlink()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(socket_path))
+    listener.listen(128)
+    read_fd, write_fd = os.pipe()
+    argv = [str(write_fd) if arg == INFO_FD else arg for arg in argv]
+    child = subprocess.Popen(argv, pass_fds=(write_fd,))
+    os.close(write_fd)
+    try:
+        pid = _sandbox_pid(read_fd)
+    except (ValueError, KeyError, OSError):
+        return child.wait()  # bubblewrap failed before starting the sandbox; it said why
+    helper = os.fork()
+    if helper == 0:
+        code = 0
+        try:
+            proxy(listener, pid, port)
+        except BaseException as exc:  # a forked child must never return into our caller
+            print(f"opensage netproxy: {exc}", file=sys.stderr, flush=True)
+            code = 1
+        os._exit(code)
+    listener.close()
+    code = child.wait()
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(helper, signal.SIGKILL)
+    os.waitpid(helper, 0)
+    with contextlib.suppress(FileNotFoundError):
+        socket_path.unlink()
+    return code if code >= 0 else 128 - code
+
+
+def main() -> None:
+    args = sys.argv[1:]
+    if len(args) < 4 or args[2] != "--":
+        sys.exit("usage: python -m opensage.runtime.netproxy SOCKET PORT -- ARGV...")
+    sys.exit(run(Path(args[0]), int(args[1]), args[3:]))
+
+
+if __name__ == "__main__":
+    main()
