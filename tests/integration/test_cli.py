@@ -139,3 +139,38 @@ def test_one_server_per_home(tmp_path: Path) -> None:
         first.stop()
     second = EmbeddedServer(settings_for(tmp_path)).start()  # free again once the first stopped
     second.stop()
+
+
+def test_images_commands(tmp_path: Path) -> None:
+    """load (docker save and OCI layout), list, rm: the store under OPENSAGE_HOME, no server."""
+    from tests.images.builder import Entry, Image, build_layout, docker_save
+
+    image = Image([[Entry("app", folder=True), Entry("app/run", b"#!/bin/sh\n", 0o755)]],
+                  {"Entrypoint": ["/app/run"]})  # fmt: skip
+    docker_save(tmp_path / "saved.tar", image, ["demo/app:1"])
+    build_layout(tmp_path / "layout", image, "latest")
+    home = tmp_path / "home"
+    code, out = opensage("images", "load", str(tmp_path / "saved.tar"), home=home)
+    assert code == 0, out
+    assert out.startswith("Loaded demo/app:1 (sha256:")
+    code, out = opensage("images", "load", str(tmp_path / "layout"), home=home)
+    assert code == 1
+    assert "--name" in out
+    code, out = opensage("images", "load", str(tmp_path / "layout"), "--name", "demo/app:2",
+                         home=home)  # fmt: skip
+    assert code == 0, out
+    code, out = opensage("images", "list", home=home)
+    lines = out.splitlines()
+    assert lines[0].split() == ["REPOSITORY:TAG", "IMAGE", "ID", "SIZE", "ENTRYPOINT"]
+    assert [line.split()[0] for line in lines[1:]] == ["demo/app:1", "demo/app:2"]
+    assert len({line.split()[1] for line in lines[1:]}) == 1  # one image id for both
+    assert lines[1].endswith("/app/run")
+    code, out = opensage("images", "rm", "demo/app:1", "demo/app:2", home=home)
+    assert code == 0, out
+    assert "deleted" in out.splitlines()[-1]
+    code, out = opensage("images", "rm", "demo/app:1", home=home)
+    assert code == 1
+    assert "not in the store" in out
+    code, out = opensage("images", "load", str(tmp_path / "missing.tar"), home=home)
+    assert code == 1
+    assert "does not exist" in out

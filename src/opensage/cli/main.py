@@ -1,4 +1,5 @@
-"""`opensage server | jobs list|describe|logs|stop | tuning list|describe | quickstart`.
+"""`opensage server | jobs list|describe|logs|stop | tuning list|describe | images load|list|rm |
+quickstart`.
 
 Errors are usage messages, never tracebacks: a server that cannot be reached, a job that does
 not exist, a refused bind address all end with one line on stderr and exit status 1 or 2.
@@ -76,6 +77,18 @@ def _parser() -> argparse.ArgumentParser:
     describe.add_argument("name")
     describe.set_defaults(run=_tuning_describe)
 
+    images = commands.add_parser("images", help="the local image store").add_subparsers(
+        title="images"
+    )
+    load = images.add_parser("load", help="load images from a docker save or OCI archive or layout")
+    load.add_argument("path", help="a tar file (docker save, OCI archive) or an OCI layout folder")
+    load.add_argument("--name", help="REPOSITORY:TAG for an image whose archive names none")
+    load.set_defaults(run=_images_load)
+    images.add_parser("list", help="list stored images").set_defaults(run=_images_list)
+    remove = images.add_parser("rm", help="untag images and delete what nothing uses")
+    remove.add_argument("references", nargs="+", metavar="REFERENCE")
+    remove.set_defaults(run=_images_rm)
+
     quick = commands.add_parser("quickstart", help="train XGBoost on bundled data, end to end")
     quick.set_defaults(run=_quickstart)
     return parser
@@ -152,6 +165,24 @@ def _tuning_describe(args: argparse.Namespace) -> None:
     from opensage.cli.tuning import describe_job
 
     describe_job(_client("sagemaker"), args.name)
+
+
+def _images_load(args: argparse.Namespace) -> None:
+    from opensage.cli.images import load_images
+
+    load_images(args.path, args.name)
+
+
+def _images_list(_args: argparse.Namespace) -> None:
+    from opensage.cli.images import list_images
+
+    list_images()
+
+
+def _images_rm(args: argparse.Namespace) -> None:
+    from opensage.cli.images import remove_images
+
+    remove_images(args.references)
 
 
 def _quickstart(_args: argparse.Namespace) -> None:

@@ -10,9 +10,10 @@ my-tuning-job-003-1f2e3d4c     Completed  52.1031    0.2871  3
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
+
+from opensage.cli.tables import table
 
 RANGE_KINDS = ("Integer", "Continuous", "Categorical")
 
@@ -42,7 +43,7 @@ def list_jobs(client: Any, status: str | None, name_contains: str | None) -> Non
                     _time(job["CreationTime"]),
                 ]
             )
-    _table(["NAME", "STATUS", "STRATEGY", "TRIALS", "BEST", "CREATED"], rows)
+    table(["NAME", "STATUS", "STRATEGY", "TRIALS", "BEST", "CREATED"], rows)
 
 
 def describe_job(client: Any, name: str) -> None:
@@ -59,7 +60,7 @@ def describe_job(client: Any, name: str) -> None:
     trials.sort(key=lambda t: _rank(t, objective.get("Type", "Maximize")))
     names = [r["Name"] for _, r in tuned]
     print()
-    _table(
+    table(
         ["TRIAL", "STATUS", "OBJECTIVE", *names],
         [
             [t["TrainingJobName"], t["TrainingJobStatus"], _objective(t)]
@@ -90,7 +91,7 @@ def _settings(desc: dict[str, Any], objective: dict[str, Any], ranges: str) -> N
     ]
     if "FailureReason" in desc:
         lines.append(["Failure", desc["FailureReason"]])
-    _table([], lines)
+    table([], lines)
 
 
 def _range(kind: str, parameter: dict[str, Any]) -> str:
@@ -123,13 +124,3 @@ def _objective(summary: dict[str, Any]) -> str:
 
 def _time(moment: datetime | None) -> str:
     return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _table(headers: list[str], rows: Iterable[list[str]]) -> None:
-    """Left-aligned columns two spaces apart, sized to their widest cell."""
-    table = [headers, *rows] if headers else list(rows)
-    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))] if table else []
-    for row in table:
-        print(
-            "  ".join(f"{cell:<{width}}" for cell, width in zip(row, widths, strict=True)).rstrip()
-        )

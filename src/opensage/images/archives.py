@@ -50,24 +50,22 @@ def load(store: ImageStore, path: Path, name: str | None = None) -> list[Image]:
 
 
 def _load_folder(store: ImageStore, folder: Path, name: str | None) -> list[Image]:
+    extra = [_name(name)] if name else []
     if (folder / "manifest.json").is_file():
-        images = _load_docker(store, folder)
+        images = _load_docker(store, folder, extra)
     elif (folder / "oci-layout").is_file() and (folder / "index.json").is_file():
-        images = _load_oci(store, folder, name)
+        images = _load_oci(store, folder, extra)
     else:
         raise ImageError(
             f"{folder} is neither an OCI image layout (oci-layout, index.json) nor a docker save "
             "archive (manifest.json)"
         )
-    if name is not None:
-        if len({image.manifest_digest for image in images}) != 1:
-            raise ImageError(f"--name needs exactly one image in the archive, found {len(images)}")
-        store.tag(_name(name), images[0].manifest_digest)
-        images = [store.resolve(_name(name))]
+    if extra and len({image.manifest_digest for image in images}) != 1:
+        raise ImageError(f"--name needs exactly one image in the archive, found {len(images)}")
     return images
 
 
-def _load_oci(store: ImageStore, folder: Path, name: str | None) -> list[Image]:
+def _load_oci(store: ImageStore, folder: Path, extra: list[str]) -> list[Image]:
     index = _json(folder / "index.json")
     images = []
     for entry in index.get("manifests") or []:
@@ -75,14 +73,14 @@ def _load_oci(store: ImageStore, folder: Path, name: str | None) -> list[Image]:
         _copy_tree_of(store, folder, digest)
         ref = (entry.get("annotations") or {}).get(REF_NAME)
         names = [_name(ref)] if ref and _is_reference(ref) else []
-        if not names and name is None:
+        if not names and not extra:
             raise ImageError(
                 f"the image {digest} in {folder} has no repository name (ref name {ref!r}); "
                 "give one with --name REPOSITORY:TAG"
             )
-        data = _blob(folder, digest)
-        store.put_manifest(data, names, digest)
-        images.append(store.resolve(names[0] if names else f"x@{digest}"))
+        names = list(dict.fromkeys([*names, *extra]))
+        store.put_manifest(_blob(folder, digest), names, digest)
+        images.append(store.resolve(names[0]))
     if not images:
         raise ImageError(f"{folder}/index.json lists no images")
     return images
@@ -105,7 +103,7 @@ def _copy_tree_of(store: ImageStore, folder: Path, digest: str) -> None:
             store.put_blob(stream, blob)
 
 
-def _load_docker(store: ImageStore, folder: Path) -> list[Image]:
+def _load_docker(store: ImageStore, folder: Path, extra: list[str]) -> list[Image]:
     images = []
     for entry in _json(folder / "manifest.json"):
         config_bytes = _member(folder, entry["Config"]).read_bytes()
@@ -136,7 +134,7 @@ def _load_docker(store: ImageStore, folder: Path) -> list[Image]:
             "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": len(config_bytes)},
             "layers": layers,
         }
-        names = [_name(tag) for tag in entry.get("RepoTags") or []]
+        names = list(dict.fromkeys([*(_name(t) for t in entry.get("RepoTags") or []), *extra]))
         data = json.dumps(manifest, separators=(",", ":")).encode()
         digest = store.put_manifest(data, names)
         _check_diff_ids(store, config_bytes, layers)
