@@ -41,6 +41,7 @@ from opensage.images import ImageStore
 from opensage.runtime import runtime_for
 from opensage.server.app import EdgeApp, build_asgi
 from opensage.server.awsjson import JsonService
+from opensage.server.registry import RegistryApi
 from opensage.server.runtime_api import RuntimeApi
 from opensage.server.s3 import S3Api
 from opensage.settings import Settings
@@ -227,6 +228,7 @@ def create_app(settings: Settings) -> EdgeApp:
         [sagemaker, cloudwatch_logs, application_autoscaling, cloudwatch_metrics],
         S3Api(storage),
         RuntimeApi(router),
+        RegistryApi(image_support.store, settings.auth_configured),
         endpoint_metrics.prometheus,
         startup,
         shutdown,

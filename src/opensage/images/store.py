@@ -160,6 +160,7 @@ class ImageStore:
 
     def adopt(self, path: Path, actual: str, expected: str | None) -> str:
         """Move a fully written file whose digest is `actual` into the blob store."""
+        self._ensure()
         if expected is not None and expected != actual:
             raise ImageError(
                 f"blob content does not match its digest: expected {expected}, got {actual}"

@@ -6,6 +6,8 @@
 - `POST /endpoints/{name}/invocations` → the runtime API (checked first: it is the hot path);
 - an unsigned `GET /metrics` → Prometheus text (S3 requests are always signed, so a bucket named
   `metrics` stays reachable);
+- `/v2/...` → the image registry (no bucket can be named `v2`: bucket names have 3 characters
+  or more);
 - anything else → the S3 subset.
 """
 
@@ -21,6 +23,7 @@ from starlette.routing import Route
 
 from opensage.errors import UnknownOperationError
 from opensage.server.awsjson import JsonService, error_response
+from opensage.server.registry import RegistryApi, is_registry
 from opensage.server.runtime_api import Receive, RuntimeApi, Scope, Send, is_invocation
 from opensage.server.s3 import S3Api
 
@@ -48,6 +51,7 @@ def build_asgi(
     services: list[JsonService],
     s3: S3Api,
     runtime: RuntimeApi,
+    registry: RegistryApi,
     prometheus: Callable[[], str],
     on_startup: Callable[[], None],
     on_shutdown: Callable[[], None],
@@ -64,6 +68,8 @@ def build_asgi(
                     UnknownOperationError(f"Unknown operation {target}: no such service here")
                 )
             return await service.handle(operation, request)
+        if is_registry(request.url.path):
+            return await registry.handle(request)
         if (
             request.method == "GET"
             and request.url.path == "/metrics"
@@ -81,7 +87,7 @@ def build_asgi(
         finally:
             on_shutdown()
 
-    methods = ["GET", "PUT", "POST", "HEAD", "DELETE"]
+    methods = ["GET", "PUT", "POST", "HEAD", "DELETE", "PATCH"]
     routes = [
         Route("/", dispatch, methods=methods),
         Route("/{path:path}", dispatch, methods=methods),
