@@ -41,6 +41,7 @@ pytestmark = needs_bwrap
 
 SHELL_IMAGE = "byoc/shell:1"
 HOST_SECRET = "OPENSAGE_TEST_HOST_SECRET"
+USER_IMAGE = "byoc/user:1"
 PYTHON_IMAGE = "localhost:5000/byoc/python:1"  # any registry host names the stored image
 
 TRAIN_SH = b"""#!/bin/bash
@@ -70,6 +71,13 @@ echo scratch > /tmp/scratch && echo "tmp is writable"
 echo "model from $first" > /opt/ml/model/model.txt
 echo "loss: 0.25"
 """
+
+WHOAMI_SH = b"""#!/bin/bash
+echo "uid $UID gid ${GROUPS[0]}"
+echo mine > /opt/ml/model/owned.txt
+"""
+
+PASSWD = b"root:x:0:0::/root:/bin/bash\napp:x:1234:4321::/:/bin/bash\n"
 
 MAIN_PY = b"""
 import http.server, json, os, sys
@@ -136,9 +144,17 @@ def image_layouts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         {"Entrypoint": [interpreter, "/app/main.py"], "ExposedPorts": {"8080/tcp": {}}},
         gzip_layers=False,
     )
+    user = Image(
+        [shell_files(), [*app, Entry("etc", folder=True),
+                         Entry("etc/passwd", PASSWD),
+                         Entry("etc/group", b"root:x:0:\ngrp:x:4321:\n"),
+                         Entry("app/whoami.sh", WHOAMI_SH, 0o755)]],
+        {"Entrypoint": ["/bin/bash", "/app/whoami.sh"], "User": "app:grp"},
+    )  # fmt: skip
     build_layout(base / "shell", shell, SHELL_IMAGE)
     build_layout(base / "python", python, "byoc/python:1")
-    return {"shell": base / "shell", "python": base / "python"}
+    build_layout(base / "user", user, USER_IMAGE)
+    return {"shell": base / "shell", "python": base / "python", "user": base / "user"}
 
 
 @pytest.fixture(scope="module")
@@ -280,6 +296,13 @@ def test_network_isolation_takes_the_network_away(
     assert desc["TrainingJobStatus"] == ("Failed" if isolated else "Completed")
 
 
+def test_the_images_user_runs_the_program(byoc: Clients) -> None:
+    desc = _train(byoc, "byoc-user", USER_IMAGE)
+    assert desc["TrainingJobStatus"] == "Completed", desc.get("FailureReason")
+    assert "uid 1234 gid 4321" in "\n".join(log_messages(byoc, "byoc-user"))
+    assert _model_files(byoc, desc) == {"owned.txt": b"mine\n"}
+
+
 def test_an_unknown_image_is_refused_with_what_to_do(byoc: Clients) -> None:
     with pytest.raises(ClientError) as info:
         _train(byoc, "byoc-unknown", "localhost:5000/nobody/here:1")
@@ -352,7 +375,8 @@ def test_the_unpacked_root_is_cached_per_image(byoc: Clients) -> None:
     assert byoc.home is not None
     store = ImageStore(byoc.home / "images")
     roots = sorted(p.name for p in store.roots.iterdir())
-    ids = sorted(store.resolve(i).id.removeprefix("sha256:") for i in (SHELL_IMAGE, PYTHON_IMAGE))
+    used = (SHELL_IMAGE, PYTHON_IMAGE, USER_IMAGE)
+    ids = sorted(store.resolve(i).id.removeprefix("sha256:") for i in used)
     assert roots == ids
     shell = store.resolve(SHELL_IMAGE)
     assert store.root_of(shell) == store.roots / shell.id.removeprefix("sha256:")

@@ -21,7 +21,7 @@ from typing import Any
 
 from opensage.control import images
 from opensage.errors import OpenSageError, ValidationError
-from opensage.images import ImageError
+from opensage.images import ImageError, user_ids
 from opensage.runtime import ContainerSpec, RunHandle, Runtime
 from opensage.runtime.base import start
 from opensage.storage import ObjectStorage, S3Uri
@@ -77,6 +77,7 @@ def start_model_server(
         )
         root = support.store.root_of(program.image) if support and program.image else None
         image_runtime = support.runner() if support and program.image else runtime
+        user = user_ids(root, program.image.user) if root and program.image else None
     except (ValidationError, ImageError) as exc:
         raise LaunchError(f"image {container['Image']} cannot run: {exc}") from None
     env = {
@@ -103,6 +104,7 @@ def start_model_server(
             root=root,
             workdir=program.image.working_dir,
             serve_port=IMAGE_PORT,
+            user=user,
         )
         return start(image_runtime, spec, tethered=True), host_socket
     spec = ContainerSpec(

@@ -35,7 +35,7 @@ from opensage.control.staging import (
 )
 from opensage.control.supervision import Supervision
 from opensage.errors import ValidationError
-from opensage.images import ImageError
+from opensage.images import ImageError, user_ids
 from opensage.runtime import ContainerSpec, RunHandle, Runtime, build_job_tree
 from opensage.runtime.base import start
 from opensage.storage import ObjectStorage, S3Uri
@@ -304,7 +304,8 @@ class JobSupervisor:
             program = self._program(request)
             if program.image is not None and self.s.config.images is not None:
                 self.s.config.images.runner()
-                self.s.config.images.store.root_of(program.image)
+                root = self.s.config.images.store.root_of(program.image)
+                user_ids(root, program.image.user)
         except (ValidationError, ImageError) as exc:
             image = request["AlgorithmSpecification"]["TrainingImage"]
             raise StagingError(f"ClientError: image {image} cannot run: {exc}") from None
@@ -322,11 +323,12 @@ class JobSupervisor:
             "PYTHONUNBUFFERED": "1",
             **request.get("Environment", {}),
         }
-        runtime, root, workdir = self.s.runtime, None, None
+        runtime, root, workdir, user = self.s.runtime, None, None, None
         if program.image is not None and self.s.config.images is not None:
             runtime = self.s.config.images.runner()
             root = self.s.config.images.store.root_of(program.image)
             workdir = program.image.working_dir
+            user = user_ids(root, program.image.user)
             env = {**program.image.env, **env}
         for host in self.hosts:
             container = ContainerSpec(
@@ -337,6 +339,7 @@ class JobSupervisor:
                 network_isolation=bool(request.get("EnableNetworkIsolation")),
                 root=root,
                 workdir=workdir,
+                user=user,
             )
             host.handle = start(runtime, container)
 

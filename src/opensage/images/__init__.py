@@ -3,7 +3,7 @@ images travel in, and layers unpacked safely into root file systems the runtime 
 
 from opensage.images.archives import load
 from opensage.images.reference import Reference, ReferenceError, parse_reference
-from opensage.images.store import Image, ImageError, ImageNotFound, ImageStore
+from opensage.images.store import Image, ImageError, ImageNotFound, ImageStore, user_ids
 
 __all__ = [
     "Image",
@@ -14,4 +14,5 @@ __all__ = [
     "ReferenceError",
     "load",
     "parse_reference",
+    "user_ids",
 ]

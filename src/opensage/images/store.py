@@ -463,3 +463,33 @@ def _write_atomic(path: Path, data: bytes) -> None:
     with os.fdopen(fd, "wb") as out:
         out.write(data)
     os.replace(tmp, path)
+
+
+def user_ids(root: Path, user: str) -> tuple[int, int] | None:
+    """The uid and gid an image's `User` (`name`, `uid`, `name:group`, `uid:gid`) means, read
+    from the image's own /etc/passwd and /etc/group; None for root or no user."""
+    if not user:
+        return None
+    name, _, group = user.partition(":")
+    uid = _lookup(root / "etc/passwd", name, 2)
+    if uid is None:
+        raise ImageError(f"the image's User '{user}' is not in its /etc/passwd")
+    gid = _lookup(root / "etc/group", group, 2) if group else _lookup(root / "etc/passwd", name, 3)
+    if gid is None:
+        raise ImageError(f"the image's User '{user}': group '{group}' is not in its /etc/group")
+    return None if (uid, gid) == (0, 0) else (uid, gid)
+
+
+def _lookup(table: Path, key: str, field: int) -> int | None:
+    """A numeric id as itself; a name through a passwd/group file (field 2: its id, 3: gid)."""
+    if key.isdigit() and field == 2:
+        return int(key)
+    try:
+        lines = table.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        parts = line.split(":")
+        if len(parts) > field and (parts[0] == key or (key.isdigit() and parts[2] == key)):
+            return int(parts[field]) if parts[field].isdigit() else None
+    return int(key) if key.isdigit() else None

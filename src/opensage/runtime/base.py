@@ -32,6 +32,8 @@ class ContainerSpec:
     root: Path | None = None
     workdir: str | None = None
     serve_port: int | None = None
+    user: tuple[int, int] | None = None
+    """The uid and gid an image's program runs as (its `User`); None: root."""
 
 
 class Runtime(Protocol):

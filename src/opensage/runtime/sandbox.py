@@ -67,6 +67,9 @@ class SandboxRuntime:
             "--chdir", spec.workdir or "/",
             "--clearenv",
         ]  # fmt: skip
+        if spec.user is not None:
+            uid, gid = spec.user
+            argv += ["--unshare-user", "--uid", str(uid), "--gid", str(gid)]
         for key, value in spec.env.items():
             argv += ["--setenv", key, value]
         if spec.serve_port is not None:
