@@ -39,6 +39,7 @@ from opensage.control.tuning_runner import TrainingApi, TuningScheduler
 from opensage.errors import OpenSageError, ValidationError
 from opensage.images import ImageStore
 from opensage.runtime import runtime_for
+from opensage.runtime.engine import ENGINES, EngineRuntime, engine_answers
 from opensage.server.app import EdgeApp, build_asgi
 from opensage.server.awsjson import JsonService
 from opensage.server.registry import RegistryApi
@@ -53,12 +54,7 @@ def create_app(settings: Settings) -> EdgeApp:
     store = Store.from_url(settings.database_url)
     storage = LocalObjectStorage(settings.storage_root)
     runtime = runtime_for(settings.resolved_runtime())
-    image_support = ImageSupport(
-        ImageStore(settings.images_root),
-        runtime_for("sandbox") if shutil.which("bwrap") else None,
-        "Running container images needs bubblewrap (`bwrap`), which is not installed here: "
-        "install it (e.g. `apt-get install bubblewrap`)",
-    )
+    image_support = _image_support(settings)
     scheduler = TrainingScheduler(
         store,
         storage,
@@ -235,6 +231,27 @@ def create_app(settings: Settings) -> EdgeApp:
     )
     app.state.settings = settings
     return app
+
+
+def _image_support(settings: Settings) -> ImageSupport:
+    """The image store and what runs its images: bubblewrap, or an engine when the setting
+    asks for one (absent: every image job fails saying what to install)."""
+    store = ImageStore(settings.images_root)
+    engine = settings.image_runtime
+    if engine in ENGINES:
+        runtime = EngineRuntime(engine) if engine_answers(engine) else None
+        missing = f"OPENSAGE_IMAGE_RUNTIME is {engine}, but no {engine} engine answers here"
+        return ImageSupport(store, runtime, missing)
+    if engine != "sandbox":
+        raise ValidationError(
+            f"Unknown image runtime '{engine}': choose sandbox, {' or '.join(ENGINES)}"
+        )
+    return ImageSupport(
+        store,
+        runtime_for("sandbox") if shutil.which("bwrap") else None,
+        "Running container images needs bubblewrap (`bwrap`), which is not installed here: "
+        "install it (e.g. `apt-get install bubblewrap`), or set OPENSAGE_IMAGE_RUNTIME=docker",
+    )
 
 
 class HomeInUseError(OpenSageError):

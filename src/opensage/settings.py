@@ -27,6 +27,7 @@ class Settings:
     account_id: str = "123456789012"
     database: str | None = None
     runtime: str = "auto"  # auto | process | sandbox
+    image_runtime: str = "sandbox"  # sandbox | docker | podman: what runs container images
     auth_configured: bool = False
     stop_grace_seconds: float = 120.0
     poll_interval_seconds: float = 0.2
@@ -47,6 +48,8 @@ class Settings:
             overrides["database"] = env["OPENSAGE_DATABASE_URL"]
         if "OPENSAGE_RUNTIME" in env:
             overrides["runtime"] = env["OPENSAGE_RUNTIME"]
+        if "OPENSAGE_IMAGE_RUNTIME" in env:
+            overrides["image_runtime"] = env["OPENSAGE_IMAGE_RUNTIME"]
         if "OPENSAGE_REGION" in env:
             overrides["region"] = env["OPENSAGE_REGION"]
         if "OPENSAGE_STOP_GRACE_SECONDS" in env:

@@ -10,13 +10,23 @@ from __future__ import annotations
 
 import re
 import sys
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from opensage.algorithms import registry
 from opensage.algorithms.base import HyperparameterError
 from opensage.errors import ValidationError
-from opensage.images import Image, ImageNotFound, ImageStore, ReferenceError, parse_reference
+from opensage.images import (
+    Image,
+    ImageNotFound,
+    ImageStore,
+    ReferenceError,
+    parse_reference,
+    user_ids,
+)
 from opensage.runtime import Runtime
+from opensage.runtime.engine import EngineRuntime, write_docker_save
 
 _ECR = re.compile(
     r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(\.cn)?/"
@@ -71,6 +81,31 @@ class ImageSupport:
         if self.runtime is None:
             raise ValidationError(self.missing)
         return self.runtime
+
+    def prepare(self, image: Image) -> Path | None:
+        """Make `image` runnable: its root unpacked (the sandbox, returned) or the image loaded
+        into the container engine (once, by id)."""
+        runtime = self.runner()
+        if not isinstance(runtime, EngineRuntime):
+            return self.store.root_of(image)
+        if not runtime.has_image(image.id):
+            digests = [str(image.manifest["config"]["digest"])]
+            digests += [str(layer["digest"]) for layer in image.layers]
+            blobs = {digest: str(self.store.blob_path(digest)) for digest in digests}
+            tag = f"opensage/{image.id.removeprefix('sha256:')[:12]}:image"
+            with tempfile.TemporaryFile() as archive:
+                write_docker_save(archive, blobs, digests[0], digests[1:], tag)
+                archive.seek(0)
+                runtime.load(archive)
+        return None
+
+    def user(self, image: Image, root: Path | None) -> str | None:
+        """Who the image runs as: `uid:gid` from its own files on the sandbox; the image's
+        `User` as written for an engine, which resolves it itself."""
+        if root is None:
+            return image.user or None
+        ids = user_ids(root, image.user)
+        return f"{ids[0]}:{ids[1]}" if ids else None
 
 
 def stored_image(image: str, store: ImageStore | None) -> Image | None:

@@ -21,7 +21,7 @@ from typing import Any
 
 from opensage.control import images
 from opensage.errors import OpenSageError, ValidationError
-from opensage.images import ImageError, user_ids
+from opensage.images import ImageError
 from opensage.runtime import ContainerSpec, RunHandle, Runtime
 from opensage.runtime.base import start
 from opensage.storage import ObjectStorage, S3Uri
@@ -75,9 +75,11 @@ def start_model_server(
         program = images.resolve_serving(
             container["Image"], own, support.store if support else None
         )
-        root = support.store.root_of(program.image) if support and program.image else None
-        image_runtime = support.runner() if support and program.image else runtime
-        user = user_ids(root, program.image.user) if root and program.image else None
+        image_runtime, root, user = runtime, None, None
+        if support is not None and program.image is not None:
+            image_runtime = support.runner()
+            root = support.prepare(program.image)
+            user = support.user(program.image, root)
     except (ValidationError, ImageError) as exc:
         raise LaunchError(f"image {container['Image']} cannot run: {exc}") from None
     env = {
@@ -105,6 +107,7 @@ def start_model_server(
             workdir=program.image.working_dir,
             serve_port=IMAGE_PORT,
             user=user,
+            image_id=program.image.id,
         )
         return start(image_runtime, spec, tethered=True), host_socket
     spec = ContainerSpec(

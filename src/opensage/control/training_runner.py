@@ -35,7 +35,7 @@ from opensage.control.staging import (
 )
 from opensage.control.supervision import Supervision
 from opensage.errors import ValidationError
-from opensage.images import ImageError, user_ids
+from opensage.images import ImageError
 from opensage.runtime import ContainerSpec, RunHandle, Runtime, build_job_tree
 from opensage.runtime.base import start
 from opensage.storage import ObjectStorage, S3Uri
@@ -302,10 +302,9 @@ class JobSupervisor:
         """A stored image's root file system, unpacked (once per image) while Downloading."""
         try:
             program = self._program(request)
-            if program.image is not None and self.s.config.images is not None:
-                self.s.config.images.runner()
-                root = self.s.config.images.store.root_of(program.image)
-                user_ids(root, program.image.user)
+            support = self.s.config.images
+            if program.image is not None and support is not None:
+                support.user(program.image, support.prepare(program.image))
         except (ValidationError, ImageError) as exc:
             image = request["AlgorithmSpecification"]["TrainingImage"]
             raise StagingError(f"ClientError: image {image} cannot run: {exc}") from None
@@ -323,12 +322,14 @@ class JobSupervisor:
             "PYTHONUNBUFFERED": "1",
             **request.get("Environment", {}),
         }
-        runtime, root, workdir, user = self.s.runtime, None, None, None
-        if program.image is not None and self.s.config.images is not None:
-            runtime = self.s.config.images.runner()
-            root = self.s.config.images.store.root_of(program.image)
+        runtime, root, workdir, user, image_id = self.s.runtime, None, None, None, None
+        support = self.s.config.images
+        if program.image is not None and support is not None:
+            runtime = support.runner()
+            root = support.prepare(program.image)
             workdir = program.image.working_dir
-            user = user_ids(root, program.image.user)
+            user = support.user(program.image, root)
+            image_id = program.image.id
             env = {**program.image.env, **env}
         for host in self.hosts:
             container = ContainerSpec(
@@ -340,6 +341,7 @@ class JobSupervisor:
                 root=root,
                 workdir=workdir,
                 user=user,
+                image_id=image_id,
             )
             host.handle = start(runtime, container)
 

@@ -32,8 +32,11 @@ class ContainerSpec:
     root: Path | None = None
     workdir: str | None = None
     serve_port: int | None = None
-    user: tuple[int, int] | None = None
-    """The uid and gid an image's program runs as (its `User`); None: root."""
+    user: str | None = None
+    """Who an image's program runs as: `uid:gid` (resolved from the image's own files) for the
+    sandbox, the image's `User` as written for an engine; None: root."""
+    image_id: str | None = None
+    """The image's id, for a runtime that runs images by id (a container engine)."""
 
 
 class Runtime(Protocol):

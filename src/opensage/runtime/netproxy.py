@@ -10,7 +10,11 @@ namespace's owner) and, for every connection accepted on SOCKET (bound on the ho
 entered them), connects to 127.0.0.1:PORT inside and copies bytes both ways. The platform talks
 to the Unix socket exactly as it talks to its own model servers.
 
-The wrapper waits for bubblewrap and exits with its status; SIGTERM is for the container (its
+With `--engine ENGINE NAME` first, the argv is a container engine's `run --publish
+127.0.0.1::PORT`: the wrapper asks the engine (`ENGINE port NAME PORT/tcp`) which loopback port
+it picked, and the proxy forwards there, entering no namespace.
+
+The wrapper waits for its child and exits with its status; SIGTERM is for the container (its
 process group receives it), so the wrapper and the proxy ignore it and leave with the container.
 """
 
@@ -25,6 +29,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 CLONE_NEWUSER = 0x10000000
@@ -61,7 +66,8 @@ def _pump(source: socket.socket, target: socket.socket) -> None:
 
 def _serve_connection(client: socket.socket, port: int) -> None:
     try:
-        upstream = socket.create_connection(("127.0.0.1", port))
+        upstream = socket.create_connection(("127.0.0.1", port), timeout=5)
+        upstream.settimeout(None)
     except OSError:
         client.close()  # not listening yet: the platform's /ping sees a reset and polls again
         return
@@ -74,9 +80,11 @@ def _serve_connection(client: socket.socket, port: int) -> None:
     upstream.close()
 
 
-def proxy(listener: socket.socket, pid: int, port: int) -> None:
-    """In a forked child: enter the sandbox's namespaces and forward connections forever."""
-    enter_namespaces(pid)
+def proxy(listener: socket.socket, pid: int | None, port: int) -> None:
+    """In a forked child: enter the sandbox's namespaces (when it has a pid) and forward
+    connections forever."""
+    if pid is not None:
+        enter_namespaces(pid)
     while True:
         client, _ = listener.accept()
         threading.Thread(target=_serve_connection, args=(client, port), daemon=True).start()
@@ -88,21 +96,42 @@ def _sandbox_pid(read_fd: int) -> int:
     return int(json.loads(data)["child-pid"])
 
 
-def run(socket_path: Path, port: int, argv: list[str]) -> int:
+def _published_port(engine: str, name: str, port: int, child: subprocess.Popen[bytes]) -> int:
+    """The loopback port the engine published `port` on, once the container exists."""
+    while child.poll() is None:
+        done = subprocess.run([engine, "port", name, f"{port}/tcp"], capture_output=True,
+                              text=True, timeout=30)  # fmt: skip
+        for line in done.stdout.splitlines():
+            host, _, published = line.strip().rpartition(":")
+            if published.isdigit() and host in ("127.0.0.1", "0.0.0.0"):
+                return int(published)
+        time.sleep(0.1)
+    raise OSError("the container ended before its port was published")
+
+
+def run(socket_path: Path, port: int, argv: list[str], engine: tuple[str, str] | None) -> int:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     with contextlib.suppress(FileNotFoundError):
         socket_path.unlink()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(str(socket_path))
     listener.listen(128)
-    read_fd, write_fd = os.pipe()
-    argv = [str(write_fd) if arg == INFO_FD else arg for arg in argv]
-    child = subprocess.Popen(argv, pass_fds=(write_fd,))
-    os.close(write_fd)
-    try:
-        pid = _sandbox_pid(read_fd)
-    except (ValueError, KeyError, OSError):
-        return child.wait()  # bubblewrap failed before starting the sandbox; it said why
+    pid: int | None = None
+    if engine is not None:
+        child = subprocess.Popen(argv)
+        try:
+            port = _published_port(*engine, port, child)
+        except (OSError, subprocess.TimeoutExpired):
+            return child.wait()  # the engine said why
+    else:
+        read_fd, write_fd = os.pipe()
+        argv = [str(write_fd) if arg == INFO_FD else arg for arg in argv]
+        child = subprocess.Popen(argv, pass_fds=(write_fd,))
+        os.close(write_fd)
+        try:
+            pid = _sandbox_pid(read_fd)
+        except (ValueError, KeyError, OSError):
+            return child.wait()  # bubblewrap failed before starting the sandbox; it said why
     helper = os.fork()
     if helper == 0:
         code = 0
@@ -124,9 +153,15 @@ def run(socket_path: Path, port: int, argv: list[str]) -> int:
 
 def main() -> None:
     args = sys.argv[1:]
+    engine = None
+    if args[:1] == ["--engine"] and len(args) > 2:
+        engine, args = (args[1], args[2]), args[3:]
     if len(args) < 4 or args[2] != "--":
-        sys.exit("usage: python -m opensage.runtime.netproxy SOCKET PORT -- ARGV...")
-    sys.exit(run(Path(args[0]), int(args[1]), args[3:]))
+        sys.exit(
+            "usage: python -m opensage.runtime.netproxy [--engine ENGINE NAME] SOCKET PORT -- "
+            "ARGV..."
+        )
+    sys.exit(run(Path(args[0]), int(args[1]), args[3:], engine))
 
 
 if __name__ == "__main__":

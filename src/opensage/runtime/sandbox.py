@@ -68,8 +68,8 @@ class SandboxRuntime:
             "--clearenv",
         ]  # fmt: skip
         if spec.user is not None:
-            uid, gid = spec.user
-            argv += ["--unshare-user", "--uid", str(uid), "--gid", str(gid)]
+            uid, _, gid = spec.user.partition(":")
+            argv += ["--unshare-user", "--uid", uid, "--gid", gid or uid]
         for key, value in spec.env.items():
             argv += ["--setenv", key, value]
         if spec.serve_port is not None:
