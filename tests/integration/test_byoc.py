@@ -67,7 +67,7 @@ if [ -n "${PROBE_PORT:-}" ]; then
   fi
 fi
 if (echo x > /usr/written) 2>/dev/null; then echo "the root is writable"; exit 4; fi
-echo scratch > /tmp/scratch && echo "tmp is writable"
+echo scratch > /tmp/scratch && echo scratch > /dev/shm/scratch && echo "tmp and shm are writable"
 echo "model from $first" > /opt/ml/model/model.txt
 echo "loss: 0.25"
 """
@@ -227,7 +227,7 @@ def test_a_shell_image_trains_under_the_contract(byoc: Clients) -> None:
     assert "job name: byoc-shell" in log
     assert 'hyperparameters: {"depth": "3"}' in log
     assert "first line: a,1" in log
-    assert "tmp is writable" in log
+    assert "tmp and shm are writable" in log
     assert _model_files(byoc, desc) == {"model.txt": b"model from a,1\n"}
     assert desc["FinalMetricDataList"][0]["MetricName"] == "train:loss"
     assert desc["FinalMetricDataList"][0]["Value"] == pytest.approx(0.25)
