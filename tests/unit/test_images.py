@@ -56,7 +56,7 @@ def test_entrypoint_runs_only_in_the_python_image() -> None:
         resolve("683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1", {}, ["sh"])
 
 
-@pytest.mark.parametrize("image", ["acme/whatever:1", "blazingtext:1", "Not A URI!"])
+@pytest.mark.parametrize("image", ["acme/whatever:1", "no-such-algorithm:1", "Not A URI!"])
 def test_images_opensage_cannot_run_are_refused_by_name(image: str) -> None:
     with pytest.raises(
         ValidationError, match=r"TrainingImage|not in opensage.s image store"
@@ -80,6 +80,8 @@ def test_images_opensage_cannot_run_are_refused_by_name(image: str) -> None:
         ("ipinsights", "ipinsights", {"num_entity_vectors": "100", "vector_dim": "8"}),
         ("lda", "lda", {"num_topics": "2", "feature_dim": "4", "mini_batch_size": "10"}),
         ("ntm", "ntm", {"num_topics": "2", "feature_dim": "4"}),
+        ("seq2seq", "seq2seq", {"rnn_num_hidden": "16", "beam_size": "2"}),
+        ("object2vec", "object2vec", {"enc0_max_seq_len": "4", "enc0_vocab_size": "10"}),
     ],
 )
 def test_builtin_images_of_any_region_run_their_algorithm(

@@ -18,6 +18,7 @@ from opensage.sdk.algorithms import (
     IPInsights,
     KMeans,
     LinearLearner,
+    Object2Vec,
     RandomCutForest,
     serialize_hyperparameter,
 )
@@ -136,3 +137,52 @@ def test_ntm_needs_num_topics_and_sends_encoder_layers_as_json() -> None:
         NTM()
     with pytest.raises(ValueError, match="num_topics"):
         NTM(num_topics=1)
+
+
+def test_object2vec_needs_epochs_and_enc0_sizes_and_trains_on_json_lines() -> None:
+    estimator = Object2Vec(
+        epochs=3,
+        enc0_max_seq_len=10,
+        enc0_vocab_size=50,
+        enc_dim=16,
+        tied_token_embedding_weight=True,
+    )
+    assert estimator.image_uri.endswith(".amazonaws.com/object2vec:1")
+    estimator._set_mini_batch_size(None)
+    assert estimator.hyperparameters == {
+        "epochs": "3",
+        "enc0_max_seq_len": "10",
+        "enc0_vocab_size": "50",
+        "enc_dim": "16",
+        "tied_token_embedding_weight": "True",
+        "mini_batch_size": "32",
+    }
+    estimator._set_mini_batch_size(64)
+    assert estimator.hyperparameters["mini_batch_size"] == "64"
+    with pytest.raises(ValueError, match="mini_batch_size"):
+        estimator.fit("s3://b/o2v/train/", mini_batch_size=0, wait=False)
+    with pytest.raises(NotImplementedError, match="JSON Lines"):
+        estimator.record_set(np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="enc0_vocab_size is required"):
+        Object2Vec(epochs=3, enc0_max_seq_len=10)
+    with pytest.raises(ValueError, match="epochs must be in"):
+        Object2Vec(epochs=0, enc0_max_seq_len=10, enc0_vocab_size=50)
+
+
+def test_seq2seq_trains_with_the_generic_estimator_and_its_image_uri() -> None:
+    """The SageMaker SDK has no seq2seq estimator: users give `Estimator` the image URI that
+    `image_uris.retrieve("seq2seq", region)` returns, ACCOUNT's repository `seq2seq`."""
+    from opensage.control.images import resolve
+    from opensage.sdk.algorithms import ACCOUNT
+    from opensage.sdk.estimator import Estimator
+
+    image = f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/seq2seq:1"
+    estimator = Estimator(
+        image_uri=image,
+        instance_type="ml.p3.2xlarge",
+        hyperparameters={"rnn_num_hidden": 16, "beam_size": 2},
+    )
+    hyperparameters = {key: str(value) for key, value in estimator.hyperparameters.items()}
+    program = resolve(estimator.image_uri, hyperparameters)
+    assert program.algorithm == "seq2seq"
+    assert program.command[-3:] == ["-m", "opensage.algorithms.seq2seq", "train"]

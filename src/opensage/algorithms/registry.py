@@ -23,6 +23,8 @@ BUILTINS: Final = (
     "ipinsights",
     "lda",
     "ntm",
+    "object2vec",
+    "seq2seq",
 )
 """Package names under `opensage.algorithms`, each with a `spec.SPEC`."""
 

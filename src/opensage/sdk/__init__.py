@@ -14,6 +14,7 @@ from opensage.sdk.algorithms import (
     IPInsights,
     KMeans,
     LinearLearner,
+    Object2Vec,
     RandomCutForest,
 )
 from opensage.sdk.amazon import (
@@ -58,6 +59,7 @@ __all__ = [
     "KMeans",
     "LinearLearner",
     "Model",
+    "Object2Vec",
     "Predictor",
     "RandomCutForest",
     "RecordSet",

@@ -1,6 +1,6 @@
 """Estimators of the 1P built-in algorithms, shaped like the SageMaker SDK v2's `KMeans`,
-`LinearLearner`, `PCA`, `KNN`, `FactorizationMachines`, `RandomCutForest`, `IPInsights` and
-`LDA` (`sagemaker.amazon.*`).
+`LinearLearner`, `PCA`, `KNN`, `FactorizationMachines`, `RandomCutForest`, `IPInsights`,
+`LDA`, `NTM` and `Object2Vec` (`sagemaker.amazon.*`).
 
 They take the algorithm's hyperparameters as keyword arguments under the SDK's attribute names,
 train on `RecordSet`s from `record_set`, set `feature_dim` and `mini_batch_size` the way the SDK
@@ -25,7 +25,12 @@ from opensage.sdk.deserializers import BaseDeserializer, JSONDeserializer, Recor
 from opensage.sdk.errors import DEFAULT_ROLE
 from opensage.sdk.estimator import Estimator, TrainingInput
 from opensage.sdk.predictor import Predictor
-from opensage.sdk.serializers import BaseSerializer, CSVSerializer, RecordSerializer
+from opensage.sdk.serializers import (
+    BaseSerializer,
+    CSVSerializer,
+    JSONSerializer,
+    RecordSerializer,
+)
 
 ACCOUNT = "382416733822"
 """The account the SDK's `image_uris` names for the 1P algorithms in us-east-1; opensage
@@ -310,3 +315,85 @@ class NTM(AmazonAlgorithmEstimatorBase):
         if mini_batch_size is not None and not 1 <= mini_batch_size <= 10000:
             raise ValueError("mini_batch_size must be in [1, 10000]")
         return super()._prepare_for_training(records, mini_batch_size)
+
+
+class Object2Vec(AmazonAlgorithmEstimatorBase):
+    """Object2Vec, as the SDK's `Object2Vec`: `epochs`, `enc0_max_seq_len` and
+    `enc0_vocab_size` are required (the fourth to sixth positional arguments; 1..100, 1..5000,
+    2..3,000,000); the other hyperparameters are keywords. It trains on JSON Lines channels
+    (`{"label": 0, "in0": [ids], "in1": [ids]}`) from S3, not on record sets, with
+    `mini_batch_size` 32 unless given; its predictor sends and reads JSON."""
+
+    repo_name = "object2vec"
+    MINI_BATCH_SIZE: ClassVar[int] = 32
+    REQUIRED: ClassVar[tuple[tuple[str, int, int], ...]] = (
+        ("epochs", 1, 100),
+        ("enc0_max_seq_len", 1, 5000),
+        ("enc0_vocab_size", 2, 3_000_000),
+    )
+
+    def __init__(
+        self,
+        role: str = DEFAULT_ROLE,
+        instance_count: int = 1,
+        instance_type: str = "ml.m5.large",
+        epochs: int | None = None,
+        enc0_max_seq_len: int | None = None,
+        enc0_vocab_size: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        given = {
+            "epochs": epochs,
+            "enc0_max_seq_len": enc0_max_seq_len,
+            "enc0_vocab_size": enc0_vocab_size,
+        }
+        for name, low, high in self.REQUIRED:
+            value = given[name]
+            if value is None:
+                raise ValueError(f"{name} is required")
+            if not low <= value <= high:
+                raise ValueError(f"{name} must be in [{low}, {high}]")
+        super().__init__(role, instance_count, instance_type, **given, **kwargs)
+
+    def record_set(self, *args: Any, **kwargs: Any) -> RecordSet:
+        raise NotImplementedError("Object2Vec trains on JSON Lines in S3, not on RecordIO")
+
+    def fit(  # type: ignore[override]
+        self,
+        inputs: str | TrainingInput | dict[str, str | TrainingInput],
+        mini_batch_size: int | None = None,
+        wait: bool = True,
+        logs: bool = True,
+        job_name: str | None = None,
+    ) -> None:
+        """Train on JSON Lines channels: an S3 URI, a `TrainingInput`, or a dict by channel."""
+        self._set_mini_batch_size(mini_batch_size)
+        Estimator.fit(self, inputs, wait=wait, logs=logs, job_name=job_name)
+
+    def _set_mini_batch_size(self, mini_batch_size: int | None) -> None:
+        """`fit`'s size, else the constructor's, else the SDK's 32."""
+        if mini_batch_size is not None:
+            if not 1 <= mini_batch_size <= 10000:
+                raise ValueError("mini_batch_size must be in [1, 10000]")
+            self.hyperparameters["mini_batch_size"] = str(mini_batch_size)
+        self.hyperparameters.setdefault("mini_batch_size", str(self.MINI_BATCH_SIZE))
+
+    def deploy(  # type: ignore[override]
+        self,
+        initial_instance_count: int = 1,
+        instance_type: str = "ml.m5.large",
+        serializer: BaseSerializer | None = None,
+        deserializer: BaseDeserializer | None = None,
+        endpoint_name: str | None = None,
+        wait: bool = True,
+        **kwargs: Any,
+    ) -> Predictor:
+        return super().deploy(
+            initial_instance_count,
+            instance_type,
+            serializer or JSONSerializer(),
+            deserializer or JSONDeserializer(),
+            endpoint_name,
+            wait,
+            **kwargs,
+        )
