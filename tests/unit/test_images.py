@@ -82,6 +82,7 @@ def test_images_opensage_cannot_run_are_refused_by_name(image: str) -> None:
         ("ntm", "ntm", {"num_topics": "2", "feature_dim": "4"}),
         ("seq2seq", "seq2seq", {"rnn_num_hidden": "16", "beam_size": "2"}),
         ("object2vec", "object2vec", {"enc0_max_seq_len": "4", "enc0_vocab_size": "10"}),
+        ("blazingtext", "blazingtext", {"mode": "skipgram"}),
     ],
 )
 def test_builtin_images_of_any_region_run_their_algorithm(

@@ -186,3 +186,15 @@ def test_seq2seq_trains_with_the_generic_estimator_and_its_image_uri() -> None:
     program = resolve(estimator.image_uri, hyperparameters)
     assert program.algorithm == "seq2seq"
     assert program.command[-3:] == ["-m", "opensage.algorithms.seq2seq", "train"]
+
+
+def test_blazingtext_resolves_through_image_uris_as_in_the_sdk() -> None:
+    from opensage.control.images import resolve
+    from opensage.sdk import image_uris
+
+    uri = image_uris.retrieve("blazingtext", "eu-west-1")
+    assert uri == "382416733822.dkr.ecr.eu-west-1.amazonaws.com/blazingtext:1"
+    assert image_uris.retrieve("blazingtext").endswith("us-east-1.amazonaws.com/blazingtext:1")
+    assert resolve(uri, {"mode": "supervised"}).algorithm == "blazingtext"
+    with pytest.raises(ValueError, match="Unsupported framework"):
+        image_uris.retrieve("no-such-algorithm")

@@ -25,6 +25,7 @@ BUILTINS: Final = (
     "ntm",
     "object2vec",
     "seq2seq",
+    "blazingtext",
 )
 """Package names under `opensage.algorithms`, each with a `spec.SPEC`."""
 

@@ -1,0 +1,399 @@
+"""Word2vec with negative sampling (spec algorithms §10(f)), vectorised in PyTorch: `cbow`,
+`skipgram` and `batch_skipgram`, optionally with fastText's character n-gram subwords.
+
+Each epoch subsamples the corpus (word2vec's formula), draws every position's shrunk window
+(1..window_size, word2vec's random shrink) and turns a chunk of the corpus into training
+examples at once, shuffled within the chunk: (centre, context) pairs for skip-gram, (centre,
+its context words) for CBOW, (centre, its context words) sharing one negative set for
+batch_skipgram. Examples go through in mini-batches: gathered embeddings, batched dot products
+against the positive and `negative_samples` negatives drawn from the unigram^0.75 table,
+hand-written gradients of the logistic loss and sparse updates with `index_add_` (the sum of the
+batch's per-example SGD steps, as Hogwild threads would apply them), at fastText's linearly
+decaying learning rate. A window never crosses a line.
+
+- skipgram: the centre word's vector predicts each context word (fastText's orientation);
+- cbow: the mean of the context words' vectors predicts the centre word; the error goes back
+  to every context word in full (word2vec and fastText do the same);
+- batch_skipgram: Ji et al. 2016's negative-sample sharing: the context words of one centre
+  (at most `batch_size` of them, nearest first) share one negative set, so each window is a
+  small matrix product (contexts x (1 + negatives)), batched over windows.
+
+With subwords a word's input vector is the mean of its own row and the rows of its hashed
+character n-grams (fastText); each of them receives the word's whole gradient, as in fastText.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from opensage.algorithms.blazingtext.text import (
+    IntArray,
+    Vocabulary,
+    char_ngram_buckets,
+    keep_probabilities,
+    unigram_table,
+)
+
+CHUNK_TOKENS: Final = 1 << 17
+"""Corpus positions turned into examples at once (bounded memory whatever the corpus)."""
+TABLE_SIZE: Final = 1 << 22
+MIN_LR_FRACTION: Final = 1e-4
+
+
+def device() -> torch.device:
+    """A GPU when one is present; the CPU otherwise."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+WORK_PER_THREAD: Final = 1 << 26
+"""Multiply-adds of one step worth another CPU thread. NTM's threshold (2^23) is too low here:
+a CBOW step of 2e7 multiply-adds ran 20 times slower on two busy cores than on one (measured:
+5.6k against 100k words/s), the threads waiting on each other at every small op."""
+
+
+def configure_threads(work: int) -> None:
+    """torch's intra-op threads sized to `work` (multiply-adds of one step), at most the cores;
+    deterministic CPU maths; an explicit OMP_NUM_THREADS wins."""
+    if not os.environ.get("OMP_NUM_THREADS"):
+        wanted = 1 + work // WORK_PER_THREAD
+        torch.set_num_threads(max(1, min(os.cpu_count() or 1, wanted)))
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def default_batch(mode: str, where: torch.device) -> int:
+    """Examples per step: small enough on a CPU that a frequent word's summed update stays an
+    SGD step; large on a GPU, where a step's launch overhead dominates."""
+    if where.type == "cuda":
+        return 1 << 15 if mode == "cbow" else 1 << 17
+    return 1024 if mode == "cbow" else 4096
+
+
+@dataclass(frozen=True)
+class Settings:
+    mode: str
+    dim: int
+    window: int
+    negatives: int
+    threshold: float
+    learning_rate: float
+    epochs: int
+    batch_size: int = 11
+    subwords: bool = False
+    min_char: int = 3
+    max_char: int = 6
+    buckets: int = 2_000_000
+    seed: int = 0
+    batch: int | None = None
+    """Examples per mini-batch step; None: `default_batch`."""
+
+
+@dataclass
+class Corpus:
+    """A corpus as vocabulary ids, with the line of each position."""
+
+    ids: IntArray
+    line_of: IntArray
+
+    @property
+    def size(self) -> int:
+        return len(self.ids)
+
+
+def encode_corpus(lines: list[list[str]], vocab: Vocabulary) -> Corpus:
+    index = vocab.index
+    ids: list[int] = []
+    line_of: list[int] = []
+    for number, tokens in enumerate(lines):
+        kept = [i for i in (index.get(t) for t in tokens) if i is not None]
+        ids.extend(kept)
+        line_of.extend([number] * len(kept))
+    return Corpus(np.asarray(ids, dtype=np.int64), np.asarray(line_of, dtype=np.int64))
+
+
+@dataclass
+class Subwords:
+    """Each vocabulary word's input rows: its own row and one per hashed character n-gram that
+    occurs (bucket ids compacted to rows `V..V+U-1`), padded with -1."""
+
+    rows: IntArray
+    bucket_ids: IntArray
+
+    @classmethod
+    def build(cls, words: list[str], min_n: int, max_n: int, buckets: int) -> Subwords:
+        per_word = [sorted(set(char_ngram_buckets(w, min_n, max_n, buckets))) for w in words]
+        used = np.unique(np.asarray([b for grams in per_word for b in grams], dtype=np.int64))
+        position = {int(b): len(words) + i for i, b in enumerate(used.tolist())}
+        width = 1 + max((len(g) for g in per_word), default=0)
+        rows = np.full((len(words), width), -1, dtype=np.int64)
+        for i, grams in enumerate(per_word):
+            rows[i, 0] = i
+            rows[i, 1 : 1 + len(grams)] = [position[b] for b in grams]
+        return cls(rows, used)
+
+
+class InputTable:
+    """The input vectors: one row per word, plus the n-gram rows with subwords. `gather` gives
+    the words' input vectors, `scatter` adds their gradients to every row they are made of."""
+
+    def __init__(self, weight: torch.Tensor, rows: torch.Tensor | None) -> None:
+        self.weight = weight
+        self.rows = rows
+
+    def gather(self, ids: torch.Tensor) -> torch.Tensor:
+        if self.rows is None:
+            return self.weight[ids]
+        rows = self.rows[ids]
+        mask = rows >= 0
+        vectors = self.weight[rows.clamp(min=0)] * mask.unsqueeze(-1)
+        return vectors.sum(-2) / mask.sum(-1, keepdim=True)
+
+    def scatter(self, ids: torch.Tensor, grads: torch.Tensor) -> None:
+        if self.rows is None:
+            self.weight.index_add_(0, ids.reshape(-1), grads.reshape(-1, grads.shape[-1]))
+            return
+        rows = self.rows[ids.reshape(-1)]
+        mask = rows >= 0
+        flat = grads.reshape(-1, grads.shape[-1])
+        expanded = flat.unsqueeze(1).expand(-1, rows.shape[1], -1)
+        self.weight.index_add_(0, rows[mask], expanded[mask])
+
+
+class Word2Vec:
+    """Training state: the input and output tables, the negative table and the random streams."""
+
+    def __init__(
+        self, settings: Settings, vocab: Vocabulary, where: torch.device | None = None
+    ) -> None:
+        self.s = settings
+        self.vocab = vocab
+        self.device = where or device()
+        self.generator = torch.Generator(device="cpu").manual_seed(settings.seed)
+        self.rng = np.random.default_rng(settings.seed)
+        self.subwords = (
+            Subwords.build(vocab.words, settings.min_char, settings.max_char, settings.buckets)
+            if settings.subwords
+            else None
+        )
+        n_rows = len(vocab) + (len(self.subwords.bucket_ids) if self.subwords else 0)
+        bound = 1.0 / settings.dim
+        weight = (torch.rand(n_rows, settings.dim, generator=self.generator) * 2 - 1) * bound
+        if self.subwords is not None:
+            weight[len(vocab) :] = 0.0  # n-gram rows start at zero; a word's own row is random
+        rows = None if self.subwords is None else torch.from_numpy(self.subwords.rows)
+        self.input = InputTable(
+            weight.to(self.device), None if rows is None else rows.to(self.device)
+        )
+        self.output = torch.zeros(len(vocab), settings.dim, device=self.device)
+        cdf = unigram_table(vocab.counts)
+        table = np.searchsorted(cdf, (np.arange(TABLE_SIZE) + 0.5) / TABLE_SIZE)
+        self.table = torch.from_numpy(np.minimum(table, len(vocab) - 1)).to(self.device)
+        self.keep = keep_probabilities(vocab.counts, settings.threshold)
+        self.batch = settings.batch or default_batch(settings.mode, self.device)
+        if settings.mode == "batch_skipgram":  # `batch` counts pairs; a window holds several
+            self.batch = max(1, self.batch // min(settings.batch_size, 2 * settings.window))
+        self.mode_step: Callable[[dict[str, torch.Tensor], float], None] = {
+            "skipgram": self._skipgram_step,
+            "cbow": self._cbow_step,
+            "batch_skipgram": self._shared_step,
+        }[settings.mode]
+
+    def work(self) -> int:
+        """Multiply-adds of one step (forward and backward), to size the CPU threads."""
+        per_example = (1 + self.s.negatives) * self.s.dim * 3
+        if self.s.mode != "skipgram":
+            per_example *= min(self.s.batch_size, 2 * self.s.window)
+        return self.batch * per_example
+
+    # --- the epoch loop ------------------------------------------------------------------------
+
+    def train(self, corpus: Corpus, info: Callable[[str], None] | None = None) -> None:
+        total = max(corpus.size * self.s.epochs, 1)
+        done = 0
+        for epoch in range(self.s.epochs):
+            started = time.perf_counter()
+            for start in range(0, corpus.size, CHUNK_TOKENS):
+                stop = min(start + CHUNK_TOKENS, corpus.size)
+                examples = self._examples(corpus.ids[start:stop], corpus.line_of[start:stop])
+                self._run(examples, done, stop - start, total)
+                done += stop - start
+            if info is not None:
+                seconds = time.perf_counter() - started
+                info(
+                    f"Epoch {epoch + 1}/{self.s.epochs}: {corpus.size} words in {seconds:.2f} s "
+                    f"({corpus.size / max(seconds, 1e-9):,.0f} words/s)"
+                )
+
+    def _run(self, examples: dict[str, torch.Tensor], done: int, words: int, total: int) -> None:
+        count = len(next(iter(examples.values())))
+        if count == 0:
+            return
+        steps = math.ceil(count / self.batch)
+        for step in range(steps):
+            progress = (done + words * step / steps) / total
+            lr = self.s.learning_rate * max(MIN_LR_FRACTION, 1.0 - progress)
+            part = slice(step * self.batch, (step + 1) * self.batch)
+            self.mode_step({key: value[part] for key, value in examples.items()}, lr)
+
+    def _examples(self, ids: IntArray, line_of: IntArray) -> dict[str, torch.Tensor]:
+        kept = self.rng.random(len(ids)) < self.keep[ids]
+        tokens, lines = ids[kept], line_of[kept]
+        shrunk = self.rng.integers(1, self.s.window + 1, size=len(tokens))
+        if self.s.mode == "skipgram":
+            centre, context = _pairs(tokens, lines, shrunk, self.s.window)
+            order = self.rng.permutation(len(centre))
+            found = {"centre": centre[order], "context": context[order]}
+        else:
+            limit = self.s.batch_size if self.s.mode == "batch_skipgram" else 2 * self.s.window
+            centre, contexts = _windows(tokens, lines, shrunk, self.s.window, limit)
+            order = self.rng.permutation(len(centre))
+            found = {"centre": centre[order], "contexts": contexts[order]}
+        return {key: torch.from_numpy(value).to(self.device) for key, value in found.items()}
+
+    def _negatives(self, shape: tuple[int, ...]) -> torch.Tensor:
+        draw = torch.randint(len(self.table), shape, generator=self.generator)
+        return self.table[draw.to(self.device)]
+
+    # --- the three kinds of step ---------------------------------------------------------------
+
+    def _targets(
+        self, positive: torch.Tensor, count: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The positive word then `negative_samples` negatives per row, and the labels (a
+        negative that happens to be the positive gets no gradient: word2vec skips it)."""
+        negatives = self._negatives((count, self.s.negatives))
+        targets = torch.cat([positive.unsqueeze(1), negatives], dim=1)
+        labels = torch.zeros(targets.shape, device=self.device)
+        labels[:, 0] = 1.0
+        live = torch.ones(targets.shape, device=self.device)
+        live[:, 1:] = (negatives != positive.unsqueeze(1)).float()
+        return targets, labels, live
+
+    def _skipgram_step(self, batch: dict[str, torch.Tensor], lr: float) -> None:
+        centre, context = batch["centre"], batch["context"]
+        targets, labels, live = self._targets(context, len(centre))
+        u = self.input.gather(centre)  # B x D
+        v = self.output[targets]  # B x (1+K) x D
+        scores = torch.bmm(v, u.unsqueeze(-1)).squeeze(-1)
+        g = (labels - torch.sigmoid(scores)) * live * lr
+        grad_u = torch.bmm(g.unsqueeze(1), v).squeeze(1)
+        self.output.index_add_(
+            0, targets.reshape(-1), (g.unsqueeze(-1) * u.unsqueeze(1)).reshape(-1, u.shape[1])
+        )
+        self.input.scatter(centre, grad_u)
+
+    def _cbow_step(self, batch: dict[str, torch.Tensor], lr: float) -> None:
+        centre, contexts = batch["centre"], batch["contexts"]
+        mask = contexts >= 0
+        safe = contexts.clamp(min=0)
+        vectors = self.input.gather(safe) * mask.unsqueeze(-1)
+        h = vectors.sum(1) / mask.sum(1, keepdim=True)
+        targets, labels, live = self._targets(centre, len(centre))
+        v = self.output[targets]
+        scores = torch.bmm(v, h.unsqueeze(-1)).squeeze(-1)
+        g = (labels - torch.sigmoid(scores)) * live * lr
+        grad_h = torch.bmm(g.unsqueeze(1), v).squeeze(1)
+        self.output.index_add_(
+            0, targets.reshape(-1), (g.unsqueeze(-1) * h.unsqueeze(1)).reshape(-1, h.shape[1])
+        )
+        grads = grad_h.unsqueeze(1).expand(-1, contexts.shape[1], -1)
+        self.input.scatter(safe[mask], grads[mask])
+
+    def _shared_step(self, batch: dict[str, torch.Tensor], lr: float) -> None:
+        centre, contexts = batch["centre"], batch["contexts"]
+        mask = contexts >= 0
+        safe = contexts.clamp(min=0)
+        m = self.input.gather(safe) * mask.unsqueeze(-1)  # B x C x D
+        targets, labels, live = self._targets(centre, len(centre))
+        o = self.output[targets]  # B x (1+K) x D
+        scores = torch.bmm(m, o.transpose(1, 2))  # B x C x (1+K)
+        g = (labels.unsqueeze(1) - torch.sigmoid(scores)) * live.unsqueeze(1)
+        g = g * mask.unsqueeze(-1) * lr
+        grad_m = torch.bmm(g, o)  # B x C x D
+        grad_o = torch.bmm(g.transpose(1, 2), m)  # B x (1+K) x D
+        self.output.index_add_(0, targets.reshape(-1), grad_o.reshape(-1, o.shape[2]))
+        self.input.scatter(safe[mask], grad_m[mask])
+
+    # --- results -------------------------------------------------------------------------------
+
+    def word_vectors(self) -> npt.NDArray[np.float32]:
+        """Each vocabulary word's vector (with subwords: the mean of its rows)."""
+        step = 1 << 14
+        with torch.no_grad():
+            vectors = torch.cat(
+                [
+                    self.input.gather(
+                        torch.arange(start, min(start + step, len(self.vocab)), device=self.device)
+                    )
+                    for start in range(0, len(self.vocab), step)
+                ]
+            )
+        return np.asarray(vectors.cpu().numpy(), dtype=np.float32)
+
+    def ngram_rows(self) -> npt.NDArray[np.float32]:
+        """The n-gram rows (subwords only), in `Subwords.bucket_ids` order."""
+        rows = self.input.weight[len(self.vocab) :]
+        return np.asarray(rows.cpu().numpy(), dtype=np.float32)
+
+
+def _pairs(
+    tokens: IntArray, lines: IntArray, shrunk: IntArray, window: int
+) -> tuple[IntArray, IntArray]:
+    """Skip-gram (centre, context) pairs: every context within the centre's shrunk window, in
+    the centre's line."""
+    centres: list[IntArray] = []
+    contexts: list[IntArray] = []
+    for d in range(1, window + 1):
+        if d >= len(tokens):
+            break
+        same = lines[:-d] == lines[d:]
+        right = same & (shrunk[:-d] >= d)  # centre i, context i + d
+        left = same & (shrunk[d:] >= d)  # centre i + d, context i
+        centres += [tokens[:-d][right], tokens[d:][left]]
+        contexts += [tokens[d:][right], tokens[:-d][left]]
+    if not centres:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    return np.concatenate(centres), np.concatenate(contexts)
+
+
+def _windows(
+    tokens: IntArray, lines: IntArray, shrunk: IntArray, window: int, limit: int
+) -> tuple[IntArray, IntArray]:
+    """Each position with at least one context word: the centre and its context words (within
+    its shrunk window and line, nearest first, at most `limit`), padded with -1."""
+    n = len(tokens)
+    columns: list[IntArray] = []
+    for d in range(1, window + 1):
+        for sign in (-1, 1):
+            found = np.full(n, -1, dtype=np.int64)
+            if d < n:
+                if sign < 0:
+                    ok = (lines[d:] == lines[:-d]) & (shrunk[d:] >= d)
+                    found[d:][ok] = tokens[:-d][ok]
+                else:
+                    ok = (lines[:-d] == lines[d:]) & (shrunk[:-d] >= d)
+                    found[:-d][ok] = tokens[d:][ok]
+            columns.append(found)
+    contexts = np.stack(columns, axis=1) if columns else np.full((n, 1), -1, np.int64)
+    if limit < contexts.shape[1]:
+        # nearest first: columns are ordered by distance, so keep the first `limit` present
+        present = contexts >= 0
+        rank = np.cumsum(present, axis=1)
+        contexts = np.where(present & (rank <= limit), contexts, -1)
+        contexts = _compact(contexts, limit)
+    has = (contexts >= 0).any(axis=1)
+    return tokens[has], contexts[has]
+
+
+def _compact(contexts: IntArray, width: int) -> IntArray:
+    """Move each row's present entries (>= 0) to the front, keeping their order; cut to width."""
+    order = np.argsort(contexts < 0, axis=1, kind="stable")
+    return np.take_along_axis(contexts, order, axis=1)[:, :width]

@@ -1,0 +1,279 @@
+"""BlazingText's parts: fastText's tokenisation, labels and hashes, subsampling, the negative
+table, the vector formats, top-k ordering, determinism and quality on generated text."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from opensage.algorithms.blazingtext.evaluation import case_insensitive, evaluate, read_pairs
+from opensage.algorithms.blazingtext.synthetic import cluster_corpus, labelled_sentences
+from opensage.algorithms.blazingtext.text import (
+    NGRAM_MULTIPLIER,
+    Vocabulary,
+    char_ngram_buckets,
+    char_ngrams,
+    fnv1a,
+    keep_probabilities,
+    split_labels,
+    unigram_table,
+    word_ngram_buckets,
+)
+from opensage.algorithms.blazingtext.vectors import (
+    read_binary,
+    read_text,
+    write_binary,
+    write_text,
+)
+
+torch = pytest.importorskip("torch")
+
+from opensage.algorithms.blazingtext.classifier import (  # noqa: E402
+    ClassifierSettings,
+    ClassifierTrainer,
+    accuracy,
+    parse_lines,
+    top_k,
+)
+from opensage.algorithms.blazingtext.model import WordVectors  # noqa: E402
+from opensage.algorithms.blazingtext.serve import ClassifierHandler  # noqa: E402
+from opensage.algorithms.blazingtext.word2vec import (  # noqa: E402
+    Settings,
+    Word2Vec,
+    encode_corpus,
+)
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """One intra-op thread, as the training job picks for steps this small (see
+    `word2vec.configure_threads`): a second one only adds synchronisation on busy cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_tokens_are_whitespace_split_and_labels_are_prefixed_tokens_anywhere() -> None:
+    labels, words = split_labels(["__label__a", "Hello", ",", "world", "__label__b", "x"])
+    assert labels == ["__label__a", "__label__b"]
+    assert words == ["Hello", ",", "world", "x"]  # no lower-casing, punctuation kept
+    parsed_labels, parsed_words = parse_lines(["__label__1 the movie", "no label here"])
+    assert parsed_labels == [["__label__1"], []]
+    assert parsed_words == [["the", "movie"], ["no", "label", "here"]]
+
+
+def test_fnv1a_is_fasttexts_hash() -> None:
+    # FNV-1a's published 32-bit values for ASCII, and fastText's signed-char variant for UTF-8.
+    assert fnv1a("") == 0x811C9DC5
+    assert fnv1a("a") == 0xE40C292C
+    assert fnv1a("foobar") == 0xBF9CF968
+    assert fnv1a("é") == 0x3CFA68C1
+    assert fnv1a("naïve") == 0xCD16EE2B
+
+
+def test_character_ngrams_match_fasttext() -> None:
+    # What fastText 0.9.3's get_subwords gives with minn=3, maxn=6, bucket=2000000.
+    assert char_ngrams("where", 3, 6)[:4] == ["<wh", "<whe", "<wher", "<where"]
+    assert char_ngram_buckets("where", 3, 6, 2_000_000) == [
+        167652, 989715, 1526707, 1071586, 420941, 312621, 969176,
+        121234, 1473420, 1540811, 114991, 1529033, 1568469, 867498,
+    ]  # fmt: skip
+    assert char_ngram_buckets("naïve", 3, 6, 2_000_000) == [
+        1806890, 1907692, 878190, 933201, 1590546, 1719404, 832043,
+        156687, 356832, 1223007, 1505331, 1711570, 1788548, 1088654,
+    ]  # fmt: skip
+
+
+def _fasttext_word_ngrams(hashes: list[int], n: int, buckets: int) -> list[int]:
+    """fastText's Dictionary::addWordNgrams, transcribed: int32 hashes into uint64 math."""
+    signed = [h - (1 << 32) if h >= 1 << 31 else h for h in hashes]
+    found = []
+    for i in range(len(signed)):
+        h = signed[i] % (1 << 64)
+        for j in range(i + 1, min(len(signed), i + n)):
+            h = (h * NGRAM_MULTIPLIER + signed[j]) % (1 << 64)
+            found.append(h % buckets)
+    return found
+
+
+def test_word_ngram_hashes_follow_fasttext() -> None:
+    tokens = ["the", "movie", "was", "naïve", "fun"]
+    hashes = [fnv1a(t) for t in tokens]
+    expected = _fasttext_word_ngrams(hashes, 3, 2_000_000)
+    got, lines = word_ngram_buckets(
+        np.asarray(hashes, dtype=np.uint32), np.zeros(5, np.int64), 3, 2_000_000
+    )
+    assert sorted(got.tolist()) == sorted(expected)
+    assert len(expected) == 7  # 4 bigrams + 3 trigrams
+    # n-grams stop at a line's end
+    _, lines = word_ngram_buckets(
+        np.asarray(hashes, dtype=np.uint32), np.asarray([0, 0, 1, 1, 1]), 2, 100
+    )
+    assert lines.tolist() == [0, 1, 1]
+
+
+def test_subsampling_keeps_rare_words_and_thins_frequent_ones() -> None:
+    counts = np.asarray([1000, 100, 1], dtype=np.int64)
+    t = 1e-3
+    p = keep_probabilities(counts, t)
+    f = counts / counts.sum()
+    np.testing.assert_allclose(p, np.minimum(1.0, np.sqrt(t / f) + t / f))
+    assert p[0] < p[1] <= p[2] == 1.0
+    assert (keep_probabilities(counts, 0.0) == 1.0).all()
+
+
+def test_negative_table_follows_unigram_to_the_three_quarters() -> None:
+    counts = np.asarray([16, 1], dtype=np.int64)
+    cdf = unigram_table(counts)
+    assert cdf[-1] == pytest.approx(1.0)
+    assert cdf[0] == pytest.approx(8 / 9)  # 16^0.75 = 8, 1^0.75 = 1
+
+
+def test_vocabulary_orders_by_count_then_first_appearance() -> None:
+    vocab = Vocabulary.build(Counter(["b", "a", "c", "a", "b", "d"]), min_count=2)
+    assert vocab.words == ["b", "a"]
+    assert vocab.ids(["a", "zzz", "b"]) == [1, 0]
+
+
+_WORD = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs", "Zs", "Zl", "Zp", "Cc")), min_size=1
+).filter(lambda w: len(w.split()) == 1 and w == w.strip())
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    words=st.lists(_WORD, min_size=1, max_size=6, unique=True),
+    dim=st.integers(1, 5),
+    data=st.data(),
+)
+def test_vectors_txt_and_bin_round_trip(words: list[str], dim: int, data: st.DataObject) -> None:
+    values = data.draw(
+        st.lists(
+            st.floats(-1e6, 1e6, allow_nan=False, width=32),
+            min_size=len(words) * dim,
+            max_size=len(words) * dim,
+        )
+    )
+    vectors = np.asarray(values, dtype=np.float32).reshape(len(words), dim)
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        write_text(Path(folder) / "v.txt", words, vectors)
+        write_binary(Path(folder) / "v.bin", words, vectors)
+        for read, name in ((read_text, "v.txt"), (read_binary, "v.bin")):
+            got_words, got = read(Path(folder) / name)
+            assert got_words == words
+            np.testing.assert_array_equal(got, vectors)
+
+
+def test_top_k_is_sorted_by_probability_and_capped() -> None:
+    p = np.asarray([[0.1, 0.6, 0.3], [0.5, 0.2, 0.3]], dtype=np.float32)
+    order, probs = top_k(p, 2)
+    assert order.tolist() == [[1, 2], [0, 2]]
+    np.testing.assert_allclose(probs, [[0.6, 0.3], [0.5, 0.3]])
+    assert top_k(p, 10)[0].shape == (2, 3)
+
+
+def _w2v(mode: str, lines: list[list[str]], **extra: object) -> Word2Vec:
+    vocab = Vocabulary.build(Counter(t for line in lines for t in line), 1)
+    values: dict[str, object] = {
+        "mode": mode, "dim": 16, "window": 3, "negatives": 5, "threshold": 0.0,
+        "learning_rate": 0.05, "epochs": 3, "batch": 256, **extra,
+    }  # fmt: skip
+    model = Word2Vec(Settings(**values), vocab, CPU)  # type: ignore[arg-type]
+    model.train(encode_corpus(lines, vocab))
+    return model
+
+
+def test_word2vec_is_deterministic_on_the_cpu() -> None:
+    corpus, _ = cluster_corpus(40, clusters=3, size=4, seed=3)
+    lines = [line.split() for line in corpus]
+    for mode in ("skipgram", "cbow", "batch_skipgram"):
+        first = _w2v(mode, lines).word_vectors()
+        np.testing.assert_array_equal(first, _w2v(mode, lines).word_vectors())
+
+
+@pytest.mark.parametrize("mode", ["skipgram", "cbow", "batch_skipgram"])
+def test_word2vec_puts_planted_clusters_together(mode: str) -> None:
+    corpus, pairs = cluster_corpus(300, clusters=4, size=6, seed=4)
+    lines = [line.split() for line in corpus]
+    model = _w2v(mode, lines, epochs=5, subwords=mode == "skipgram", buckets=5000)
+    vectors = WordVectors(model.vocab.words, model.word_vectors())
+    folder = Path(__import__("tempfile").mkdtemp())
+    (folder / "pairs.tsv").write_text("\n".join(pairs) + "\n")
+    index = case_insensitive(vectors.words)
+    report = evaluate(
+        read_pairs(folder / "pairs.tsv"),
+        lambda w: vectors.vectors[index[w.lower()]] if w.lower() in index else None,
+    )
+    assert report["not_found"] == 0
+    assert report["spearmans_rho"] > 0.6, report
+
+
+def test_subword_model_gives_unknown_words_a_vector() -> None:
+    corpus, _ = cluster_corpus(60, clusters=2, size=4, seed=5)
+    lines = [line.split() for line in corpus]
+    model = _w2v("skipgram", lines, subwords=True, buckets=1000)
+    assert model.subwords is not None
+    vectors = WordVectors(
+        model.vocab.words,
+        model.word_vectors(),
+        model.ngram_rows(),
+        model.subwords.bucket_ids,
+        buckets=1000,
+    )
+    unknown = vectors.vector("g0x1z")
+    assert unknown is not None
+    assert np.abs(unknown).sum() > 0
+    plain = WordVectors(model.vocab.words, model.word_vectors())
+    assert plain.vector("g0x1z") is None
+
+
+def _classifier(lines: list[str], epochs: int = 5) -> ClassifierTrainer:
+    labels, tokens = parse_lines(lines)
+    trainer = ClassifierTrainer(
+        ClassifierSettings(
+            dim=20, learning_rate=0.1, epochs=epochs, word_ngrams=2, buckets=100_000, min_count=1
+        ),
+        tokens,
+        labels,
+        CPU,
+    )
+    for epoch in range(epochs):
+        trainer.epoch(epoch)
+    return trainer
+
+
+def test_supervised_learns_generated_topics() -> None:
+    lines = labelled_sentences(3000, labels=4, seed=6, topical=0.35)
+    trainer = _classifier(lines[:2500])
+    labels, tokens = parse_lines(lines[2500:])
+    assert accuracy(trainer.model(), tokens, labels) > 0.85
+
+
+def test_supervised_is_deterministic_and_answers_sorted_top_k() -> None:
+    lines = labelled_sentences(300, labels=3, seed=7, topical=0.4)
+    first, second = _classifier(lines, 2).model(), _classifier(lines, 2).model()
+    np.testing.assert_array_equal(first.input, second.input)
+    np.testing.assert_array_equal(first.output, second.output)
+    handler = ClassifierHandler(first)
+    body = json.dumps({"instances": ["t0w1 t0w2 c1", "c0"], "configuration": {"k": 3}})
+    result = handler.invoke(body.encode(), "application/json", "application/json", None)
+    answer = json.loads(result.body)
+    assert isinstance(answer, list)
+    assert len(answer) == 2
+    for row in answer:
+        assert row["prob"] == sorted(row["prob"], reverse=True)
+        assert len(row["label"]) == 3
+        assert all(x.startswith("__label__") for x in row["label"])
+    assert answer[0]["label"][0] == "__label__0"
