@@ -456,6 +456,8 @@ class DocumentCase:
     decode: Callable[[bytes, str], list[Any]] | None = None
     refused_content_types: tuple[str, ...] = ()
     environ: dict[str, str] = field(default_factory=dict)
+    unsupported_request_type: str = "image/png"
+    """A Content-Type the handler must answer 415 (image algorithms take image/png)."""
 
     @property
     def spec(self) -> Algorithm:
@@ -523,7 +525,8 @@ def answers(case: DocumentCase, model_dir: Path) -> list[bytes]:
             assert set(row) == set(request.keys), (where, row)
         bodies.append(result.body)
     first = case.requests()[0]
-    assert status_of(lambda: handler.invoke(first.body, "image/png", first.accept, None)) == 415
+    unsupported = case.unsupported_request_type
+    assert status_of(lambda: handler.invoke(first.body, unsupported, first.accept, None)) == 415
     assert (
         status_of(lambda: handler.invoke(first.body, first.content_type, "text/html", None)) == 406
     )
