@@ -83,6 +83,11 @@ def test_images_opensage_cannot_run_are_refused_by_name(image: str) -> None:
         ("seq2seq", "seq2seq", {"rnn_num_hidden": "16", "beam_size": "2"}),
         ("object2vec", "object2vec", {"enc0_max_seq_len": "4", "enc0_vocab_size": "10"}),
         ("blazingtext", "blazingtext", {"mode": "skipgram"}),
+        (
+            "image-classification",
+            "image_classification",
+            {"num_classes": "3", "num_training_samples": "10", "num_layers": "18"},
+        ),
     ],
 )
 def test_builtin_images_of_any_region_run_their_algorithm(

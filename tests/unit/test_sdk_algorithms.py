@@ -198,3 +198,23 @@ def test_blazingtext_resolves_through_image_uris_as_in_the_sdk() -> None:
     assert resolve(uri, {"mode": "supervised"}).algorithm == "blazingtext"
     with pytest.raises(ValueError, match="Unsupported framework"):
         image_uris.retrieve("no-such-algorithm")
+
+
+def test_image_classification_trains_with_the_generic_estimator_and_its_image_uri() -> None:
+    """The SageMaker SDK trains image classification with `Estimator` and the URI of
+    `image_uris.retrieve("image-classification", region)`: ACCOUNT's `image-classification`."""
+    from opensage.control.images import resolve
+    from opensage.sdk.algorithms import ACCOUNT
+    from opensage.sdk.estimator import Estimator
+
+    image = f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/image-classification:1"
+    estimator = Estimator(
+        image_uri=image,
+        instance_type="ml.p3.2xlarge",
+        hyperparameters={"num_classes": 2, "num_training_samples": 100, "num_layers": 18,
+                         "image_shape": "3,32,32", "use_pretrained_model": 0},
+    )  # fmt: skip
+    hyperparameters = {key: str(value) for key, value in estimator.hyperparameters.items()}
+    program = resolve(estimator.image_uri, hyperparameters)
+    assert program.algorithm == "image_classification"
+    assert program.command[-3:] == ["-m", "opensage.algorithms.image_classification", "train"]

@@ -26,6 +26,7 @@ BUILTINS: Final = (
     "object2vec",
     "seq2seq",
     "blazingtext",
+    "image_classification",
 )
 """Package names under `opensage.algorithms`, each with a `spec.SPEC`."""
 
