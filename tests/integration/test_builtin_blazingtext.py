@@ -19,6 +19,16 @@ from opensage.algorithms.blazingtext.synthetic import cluster_corpus, labelled_s
 from tests.integration.conftest import ROLE, Clients, s3_channel, wait_final
 from tests.integration.hosting import delete, deploy, model_from_job, variant
 
+
+@pytest.fixture
+def server(server: Clients) -> Clients:
+    """A built-in runs alike under both runtimes (the sandbox is tested elsewhere): this file
+    runs under the process runtime only, to keep the suite fast."""
+    if server.runtime != "process":
+        pytest.skip("built-ins are tested under the process runtime")
+    return server
+
+
 IMAGE = "811284229777.dkr.ecr.us-east-1.amazonaws.com/blazingtext:1"
 RESOURCES = {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1}
 TEXT = "text/plain"

@@ -17,6 +17,16 @@ pytest.importorskip("torch")
 from tests.integration.conftest import ROLE, Clients, s3_channel, wait_final
 from tests.integration.hosting import delete, deploy, variant
 
+
+@pytest.fixture
+def server(server: Clients) -> Clients:
+    """A built-in runs alike under both runtimes (the sandbox is tested elsewhere): this file
+    runs under the process runtime only, to keep the suite fast."""
+    if server.runtime != "process":
+        pytest.skip("built-ins are tested under the process runtime")
+    return server
+
+
 IMAGE = "382416733822.dkr.ecr.us-east-1.amazonaws.com/object2vec:1"
 RESOURCES = {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1}
 JSON = "application/json"
