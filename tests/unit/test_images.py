@@ -84,6 +84,11 @@ def test_images_opensage_cannot_run_are_refused_by_name(image: str) -> None:
         ("object2vec", "object2vec", {"enc0_max_seq_len": "4", "enc0_vocab_size": "10"}),
         ("blazingtext", "blazingtext", {"mode": "skipgram"}),
         (
+            "forecasting-deepar",
+            "deepar",
+            {"time_freq": "D", "context_length": "7", "prediction_length": "5", "epochs": "2"},
+        ),
+        (
             "image-classification",
             "image_classification",
             {"num_classes": "3", "num_training_samples": "10", "num_layers": "18"},

@@ -218,3 +218,24 @@ def test_image_classification_trains_with_the_generic_estimator_and_its_image_ur
     program = resolve(estimator.image_uri, hyperparameters)
     assert program.algorithm == "image_classification"
     assert program.command[-3:] == ["-m", "opensage.algorithms.image_classification", "train"]
+
+
+def test_deepar_trains_with_the_generic_estimator_and_image_uris() -> None:
+    """The SageMaker SDK has no DeepAR estimator: users give `Estimator` the image URI of
+    `image_uris.retrieve("forecasting-deepar", region)`."""
+    from opensage.control.images import resolve
+    from opensage.sdk import image_uris
+    from opensage.sdk.estimator import Estimator
+
+    uri = image_uris.retrieve("forecasting-deepar", "eu-west-1")
+    assert uri.endswith(".dkr.ecr.eu-west-1.amazonaws.com/forecasting-deepar:1")
+    estimator = Estimator(
+        image_uri=uri,
+        instance_type="ml.c5.xlarge",
+        hyperparameters={"time_freq": "D", "context_length": 7, "prediction_length": 5,
+                         "epochs": 2},
+    )  # fmt: skip
+    hyperparameters = {key: str(value) for key, value in estimator.hyperparameters.items()}
+    program = resolve(estimator.image_uri, hyperparameters)
+    assert program.algorithm == "deepar"
+    assert program.command[-3:] == ["-m", "opensage.algorithms.deepar", "train"]

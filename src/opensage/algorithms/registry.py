@@ -27,6 +27,7 @@ BUILTINS: Final = (
     "seq2seq",
     "blazingtext",
     "image_classification",
+    "deepar",
 )
 """Package names under `opensage.algorithms`, each with a `spec.SPEC`."""
 

@@ -12,7 +12,7 @@ from typing import Final
 
 from opensage.sdk.algorithms import ACCOUNT
 
-REPOSITORIES: Final = {"blazingtext": "blazingtext"}
+REPOSITORIES: Final = {"blazingtext": "blazingtext", "forecasting-deepar": "forecasting-deepar"}
 """SDK framework name -> image repository, for the built-ins retrieved by name."""
 
 
