@@ -27,6 +27,7 @@ from opensage.algorithms.image_classification.model import (  # noqa: E402
     ResNet,
     augment,
     read_model,
+    state_arrays,
 )
 from opensage.algorithms.image_classification.spec import SPEC, TABLE  # noqa: E402
 from opensage.algorithms.image_classification.synthetic import encode, shapes  # noqa: E402
@@ -176,6 +177,19 @@ def test_each_depth_has_its_blocks(depth: int, blocks: list[int], kind: str) -> 
     assert per_block * sum(blocks) + 2 == depth
     if depth in (18, 20):
         assert net(torch.zeros(2, 3, 32, 32)).shape == (2, 5)
+
+
+def test_a_weight_snapshot_is_not_the_live_weights() -> None:
+    """The best epoch's snapshot must not move with later training (on the CPU `.numpy()`
+    shares memory with the tensor)."""
+    net = ResNet(Architecture(20, (3, 16, 16), 2))
+    snapshot = state_arrays(net)
+    before = {name: value.copy() for name, value in snapshot.items()}
+    with torch.no_grad():
+        for parameter in net.parameters():
+            parameter.add_(1.0)
+    for name, value in snapshot.items():
+        np.testing.assert_array_equal(value, before[name])
 
 
 def test_large_images_get_the_imagenet_stem() -> None:

@@ -300,7 +300,9 @@ def _jitter_colour(x: torch.Tensor, uniform: Any) -> torch.Tensor:
 
 
 def state_arrays(net: ResNet) -> dict[str, npt.NDArray[Any]]:
-    return {name: value.detach().cpu().numpy() for name, value in net.state_dict().items()}
+    """A snapshot of the weights: copied, since on the CPU `.numpy()` shares the live tensors'
+    memory and the "best epoch" would silently become the last one."""
+    return {name: value.detach().cpu().numpy().copy() for name, value in net.state_dict().items()}
 
 
 def save(
