@@ -28,6 +28,7 @@ BUILTINS: Final = (
     "blazingtext",
     "image_classification",
     "deepar",
+    "object_detection",
 )
 """Package names under `opensage.algorithms`, each with a `spec.SPEC`."""
 
