@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import socket
 import tarfile
 import threading
@@ -107,6 +108,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if body.startswith(b"probe:"):  # can this container reach the host's loopback?
+            import socket
+            try:
+                socket.create_connection(("10.0.2.2", int(body[6:])), 5).close()
+                return self.answer(200, b"reachable", "text/plain")
+            except OSError:
+                return self.answer(200, b"unreachable", "text/plain")
         with open("/opt/ml/model/model.json") as f:
             model = json.load(f)
         lines = body.decode().splitlines()
@@ -368,6 +376,40 @@ def test_an_image_serves_an_endpoint_and_a_batch_transform(byoc: Clients) -> Non
     assert job["TransformJobStatus"] == "Completed", job.get("FailureReason")
     out = byoc.s3.get_object(Bucket="byoc", Key="batch-out/in.csv.out")["Body"].read()
     assert out.split() == [b"3,X", b"3,Y", b"3,Z"]
+
+
+@pytest.mark.skipif(shutil.which("slirp4netns") is None, reason="slirp4netns is not installed")
+@pytest.mark.parametrize(("isolated", "expected"), [(True, b"unreachable"), (False, b"reachable")])
+def test_a_model_server_has_the_network_unless_isolated(
+    byoc: Clients, host_listener: int, isolated: bool, expected: bytes
+) -> None:
+    name = f"byoc-netmodel-{'isolated' if isolated else 'open'}"
+    desc = _train(byoc, name, PYTHON_IMAGE)
+    assert desc["TrainingJobStatus"] == "Completed", desc.get("FailureReason")
+    sm = byoc.sagemaker
+    sm.create_model(
+        ModelName=name,
+        ExecutionRoleArn=ROLE,
+        PrimaryContainer={
+            "Image": PYTHON_IMAGE,
+            "ModelDataUrl": desc["ModelArtifacts"]["S3ModelArtifacts"],
+        },
+        EnableNetworkIsolation=isolated,
+    )
+    sm.create_endpoint_config(
+        EndpointConfigName=name,
+        ProductionVariants=[{"VariantName": "main", "ModelName": name,
+                             "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}],
+    )  # fmt: skip
+    sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
+    sm.get_waiter("endpoint_in_service").wait(
+        EndpointName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 600}
+    )
+    answer = byoc.runtime_client.invoke_endpoint(
+        EndpointName=name, Body=f"probe:{host_listener}".encode(), ContentType="text/csv"
+    )
+    assert answer["Body"].read() == expected
+    sm.delete_endpoint(EndpointName=name)
 
 
 def test_the_unpacked_root_is_cached_per_image(byoc: Clients) -> None:

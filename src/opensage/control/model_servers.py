@@ -102,7 +102,7 @@ def start_model_server(
             run_dir=run_dir,
             command=program.command,
             env=env,
-            network_isolation=True,
+            network_isolation=network_isolation,
             root=root,
             workdir=program.image.working_dir,
             serve_port=IMAGE_PORT,

@@ -10,6 +10,11 @@ namespace's owner) and, for every connection accepted on SOCKET (bound on the ho
 entered them), connects to 127.0.0.1:PORT inside and copies bytes both ways. The platform talks
 to the Unix socket exactly as it talks to its own model servers.
 
+With `--outbound`, the sandbox's namespace also gets a way out: bubblewrap waits on `{block_fd}`
+until `slirp4netns` has given the namespace a tap device (user-mode networking: the container
+reaches the outside, and the host's loopback as 10.0.2.2, as a SageMaker model without network
+isolation reaches the network), so the program never starts without it.
+
 With `--engine ENGINE NAME` first, the argv is a container engine's `run --publish
 127.0.0.1::PORT`: the wrapper asks the engine (`ENGINE port NAME PORT/tcp`) which loopback port
 it picked, and the proxy forwards there, entering no namespace.
@@ -35,6 +40,8 @@ from pathlib import Path
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
 INFO_FD = "{info_fd}"
+BLOCK_FD = "{block_fd}"
+HOST_LOOPBACK = "10.0.2.2"  # the host's 127.0.0.1 as slirp4netns shows it to the namespace
 
 
 def _setns(path: str, kind: int) -> None:
@@ -109,7 +116,51 @@ def _published_port(engine: str, name: str, port: int, child: subprocess.Popen[b
     raise OSError("the container ended before its port was published")
 
 
-def run(socket_path: Path, port: int, argv: list[str], engine: tuple[str, str] | None) -> int:
+def _loopback_ready(pid: int, timeout: float = 10.0) -> bool:
+    """Whether bubblewrap has configured the namespace's loopback (127.0.0.1 is in its routing
+    trie): slirp4netns configuring the namespace at the same time makes bubblewrap fail."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if "127.0.0.1" in Path(f"/proc/{pid}/net/fib_trie").read_text():
+                return True
+        except OSError:
+            return False  # the sandbox is gone
+        time.sleep(0.005)
+    return False
+
+
+def _outbound(pid: int) -> subprocess.Popen[bytes] | None:
+    """slirp4netns on the sandbox's network namespace, once its tap device is up."""
+    if not _loopback_ready(pid):
+        print("opensage netproxy: the sandbox's loopback never came up", file=sys.stderr)
+        return None
+    ready_read, ready_write = os.pipe()
+    try:
+        slirp = subprocess.Popen(
+            ["slirp4netns", "--configure", "--mtu=65520", "--ready-fd", str(ready_write),
+             str(pid), "tap0"],
+            pass_fds=(ready_write,), stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+    except OSError as exc:
+        print(f"opensage netproxy: no outbound network: {exc}", file=sys.stderr, flush=True)
+        os.close(ready_read)
+        return None
+    finally:
+        os.close(ready_write)
+    with os.fdopen(ready_read, "rb") as ready:
+        if ready.read(1) != b"1":
+            print("opensage netproxy: slirp4netns failed; no outbound network", file=sys.stderr)
+    return slirp
+
+
+def run(
+    socket_path: Path,
+    port: int,
+    argv: list[str],
+    engine: tuple[str, str] | None,
+    outbound: bool = False,
+) -> int:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     with contextlib.suppress(FileNotFoundError):
         socket_path.unlink()
@@ -117,6 +168,7 @@ def run(socket_path: Path, port: int, argv: list[str], engine: tuple[str, str] |
     listener.bind(str(socket_path))
     listener.listen(128)
     pid: int | None = None
+    slirp: subprocess.Popen[bytes] | None = None
     if engine is not None:
         child = subprocess.Popen(argv)
         try:
@@ -125,13 +177,21 @@ def run(socket_path: Path, port: int, argv: list[str], engine: tuple[str, str] |
             return child.wait()  # the engine said why
     else:
         read_fd, write_fd = os.pipe()
-        argv = [str(write_fd) if arg == INFO_FD else arg for arg in argv]
-        child = subprocess.Popen(argv, pass_fds=(write_fd,))
+        block_read, block_write = os.pipe()
+        fds = {INFO_FD: str(write_fd), BLOCK_FD: str(block_read)}
+        argv = [fds.get(arg, arg) for arg in argv]
+        child = subprocess.Popen(argv, pass_fds=(write_fd, block_read))
         os.close(write_fd)
+        os.close(block_read)
         try:
             pid = _sandbox_pid(read_fd)
         except (ValueError, KeyError, OSError):
+            os.close(block_write)
             return child.wait()  # bubblewrap failed before starting the sandbox; it said why
+        slirp = _outbound(pid) if outbound else None
+        with contextlib.suppress(BrokenPipeError):  # bubblewrap failed: its status says why
+            os.write(block_write, b"go")  # the program starts now, its network (if any) ready
+        os.close(block_write)
     helper = os.fork()
     if helper == 0:
         code = 0
@@ -146,6 +206,9 @@ def run(socket_path: Path, port: int, argv: list[str], engine: tuple[str, str] |
     with contextlib.suppress(ProcessLookupError):
         os.kill(helper, signal.SIGKILL)
     os.waitpid(helper, 0)
+    if slirp is not None:
+        slirp.kill()
+        slirp.wait()
     with contextlib.suppress(FileNotFoundError):
         socket_path.unlink()
     return code if code >= 0 else 128 - code
@@ -154,14 +217,16 @@ def run(socket_path: Path, port: int, argv: list[str], engine: tuple[str, str] |
 def main() -> None:
     args = sys.argv[1:]
     engine = None
+    outbound = args[:1] == ["--outbound"]
+    args = args[1:] if outbound else args
     if args[:1] == ["--engine"] and len(args) > 2:
         engine, args = (args[1], args[2]), args[3:]
     if len(args) < 4 or args[2] != "--":
         sys.exit(
-            "usage: python -m opensage.runtime.netproxy [--engine ENGINE NAME] SOCKET PORT -- "
-            "ARGV..."
+            "usage: python -m opensage.runtime.netproxy [--outbound] [--engine ENGINE NAME] "
+            "SOCKET PORT -- ARGV..."
         )
-    sys.exit(run(Path(args[0]), int(args[1]), args[3:], engine))
+    sys.exit(run(Path(args[0]), int(args[1]), args[3:], engine, outbound))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@ Two kinds of program run here:
 - a container image, on its unpacked root (read-only; `/opt/ml`, `/tmp` and `/dev/shm`
   writable), with exactly the environment the platform gives it (nothing of the host's) and its
   working directory. Its model server gets its own network namespace, reached through
-  `opensage.runtime.netproxy`, so every instance can listen on port 8080.
+  `opensage.runtime.netproxy`, so every instance can listen on port 8080; without network
+  isolation, slirp4netns (where installed) gives that namespace the outside network, and the
+  platform's endpoint URLs are rewritten to the host loopback's address there (10.0.2.2).
 
 `--unshare-net` gives `EnableNetworkIsolation` its meaning: the program has only its own
 loopback and cannot reach the host's.
@@ -23,7 +25,7 @@ from pathlib import Path
 
 from opensage.contract import BASE_DIR_ENV, DEFAULT_BASE_DIR
 from opensage.runtime.base import ContainerSpec
-from opensage.runtime.netproxy import INFO_FD
+from opensage.runtime.netproxy import BLOCK_FD, HOST_LOOPBACK, INFO_FD
 
 
 class SandboxRuntime:
@@ -70,11 +72,18 @@ class SandboxRuntime:
         if spec.user is not None:
             uid, _, gid = spec.user.partition(":")
             argv += ["--unshare-user", "--uid", uid, "--gid", gid or uid]
+        outbound = (
+            spec.serve_port is not None
+            and not spec.network_isolation
+            and shutil.which("slirp4netns") is not None
+        )
         for key, value in spec.env.items():
-            argv += ["--setenv", key, value]
+            argv += ["--setenv", key, _via_slirp(value) if outbound else value]
         if spec.serve_port is not None:
-            argv += ["--unshare-net", "--info-fd", INFO_FD, "--", *spec.command]
+            argv += ["--unshare-net", "--info-fd", INFO_FD, "--block-fd", BLOCK_FD,
+                     "--", *spec.command]  # fmt: skip
             proxy = [sys.executable, "-m", "opensage.runtime.netproxy",
+                     *(["--outbound"] if outbound else []),
                      str(spec.job_dir / "serving.sock"), str(spec.serve_port), "--"]  # fmt: skip
             return [*proxy, *argv], dict(os.environ)
         if spec.network_isolation:
@@ -83,6 +92,14 @@ class SandboxRuntime:
 
     def container_base(self, spec: ContainerSpec) -> str:
         return DEFAULT_BASE_DIR
+
+
+def _via_slirp(value: str) -> str:
+    """A URL of the host's loopback (the platform's own endpoint) as the namespace reaches it."""
+    for loopback in ("http://127.0.0.1:", "http://localhost:"):
+        if value.startswith(loopback):
+            return f"http://{HOST_LOOPBACK}:" + value.removeprefix(loopback)
+    return value
 
 
 def _python_mounts(private: Path) -> list[str]:
