@@ -83,6 +83,11 @@ def test_images_opensage_cannot_run_are_refused_by_name(image: str) -> None:
         ("seq2seq", "seq2seq", {"rnn_num_hidden": "16", "beam_size": "2"}),
         ("object2vec", "object2vec", {"enc0_max_seq_len": "4", "enc0_vocab_size": "10"}),
         ("blazingtext", "blazingtext", {"mode": "skipgram"}),
+        (
+            "semantic-segmentation",
+            "semantic_segmentation",
+            {"num_classes": "3", "num_training_samples": "10"},
+        ),
         ("object-detection", "object_detection", {"num_classes": "2", "num_training_samples": "9"}),
         (
             "forecasting-deepar",

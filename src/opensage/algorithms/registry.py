@@ -29,6 +29,7 @@ BUILTINS: Final = (
     "image_classification",
     "deepar",
     "object_detection",
+    "semantic_segmentation",
 )
 """Package names under `opensage.algorithms`, each with a `spec.SPEC`."""
 
