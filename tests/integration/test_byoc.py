@@ -14,9 +14,7 @@ import io
 import json
 import os
 import shutil
-import socket
 import tarfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -262,30 +260,6 @@ def test_container_arguments_replace_train_and_an_entrypoint_replaces_the_images
     assert desc["TrainingJobStatus"] == "Failed"
     assert "own entry" in "\n".join(log_messages(byoc, "byoc-entrypoint"))
     assert desc["FailureReason"].endswith("exit code: 7")
-
-
-@pytest.fixture
-def host_listener() -> Iterator[int]:
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    listener.settimeout(0.2)
-    done = threading.Event()
-
-    def serve() -> None:
-        while not done.is_set():
-            try:
-                conn, _ = listener.accept()
-                conn.close()
-            except TimeoutError:
-                continue
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield listener.getsockname()[1]
-    done.set()
-    thread.join()
-    listener.close()
 
 
 @pytest.mark.parametrize(("isolated", "expected"), [(True, "unreachable"), (False, "reachable")])

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-from collections.abc import Iterator
-
 import pytest
 
 from opensage.settings import Settings
@@ -46,31 +42,6 @@ def test_job_sees_the_real_opt_ml(sandboxed: Clients) -> None:
     output = "\n".join(log_messages(sandboxed, "sandbox-optml"))
     assert "Read-only file system: '/usr/opensage-write-test'" in output
     assert "AssertionError" not in output
-
-
-@pytest.fixture
-def host_listener() -> Iterator[int]:
-    """A TCP server on the host's loopback that accepts and closes connections."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    listener.settimeout(0.2)
-    done = threading.Event()
-
-    def serve() -> None:
-        while not done.is_set():
-            try:
-                conn, _ = listener.accept()
-                conn.close()
-            except TimeoutError:
-                continue
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield listener.getsockname()[1]
-    done.set()
-    thread.join()
-    listener.close()
 
 
 @pytest.mark.parametrize(("isolated", "expected"), [(True, "Failed"), (False, "Completed")])
