@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import tarfile
 import zipfile
 from pathlib import Path
 from typing import Any, Final
@@ -51,3 +52,31 @@ def load_model(
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise ValueError(f"{path} is not an opensage model file ({exc})") from None
     return arrays, meta
+
+
+def model_channel_folder(folder: Path, scratch: Path, marker: str, title: str) -> Path:
+    """Where a `model` channel's files are (incremental training, transfer learning): the
+    channel itself when it holds `marker`, else its model.tar.gz (a previous job's
+    ModelArtifacts) unpacked under `scratch`. ValueError saying what the channel lacks."""
+    found = sorted(folder.rglob(marker)) if folder.is_dir() else []
+    if found:
+        return found[0].parent
+    archives = sorted(
+        p for p in (folder.rglob("*") if folder.is_dir() else [])
+        if p.is_file() and not p.name.startswith(".")
+        and p.name.endswith((".tar.gz", ".tgz", ".tar"))
+    )  # fmt: skip
+    if not archives:
+        raise ValueError(
+            f"holds neither {marker} nor a model.tar.gz: give the "
+            f"ModelArtifacts.S3ModelArtifacts of a previous {title} job"
+        )
+    try:
+        with tarfile.open(archives[0]) as tar:
+            tar.extractall(scratch, filter="data")
+    except (tarfile.TarError, OSError) as exc:
+        raise ValueError(f"{archives[0].name} is not a tar archive ({exc})") from None
+    found = sorted(scratch.rglob(marker))
+    if not found:
+        raise ValueError(f"{archives[0].name} holds no {marker}; it is not a {title} model")
+    return found[0].parent

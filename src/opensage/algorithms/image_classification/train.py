@@ -17,7 +17,6 @@ layer (transfer learning). Everything random is seeded, so a CPU run is reproduc
 from __future__ import annotations
 
 import math
-import tarfile
 import tempfile
 import time
 from collections.abc import Callable
@@ -30,8 +29,9 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
+from opensage.algorithms.artifacts import model_channel_folder
 from opensage.algorithms.base import UserError
-from opensage.algorithms.env import TrainingEnv, data_files
+from opensage.algorithms.env import TrainingEnv
 from opensage.algorithms.image_classification.data import Images, Settings, load_channel
 from opensage.algorithms.image_classification.model import (
     SYMBOL,
@@ -181,29 +181,10 @@ def initial_weights(env: TrainingEnv, arch: Architecture) -> dict[str, npt.NDArr
 
 def model_folder(folder: Path, scratch: Path) -> Path:
     """Where the model files are: the channel itself, or its model.tar.gz unpacked."""
-    found = list(folder.rglob(SYMBOL)) if folder.is_dir() else []
-    if found:
-        return found[0].parent
-    archives = [p for p in data_files(folder) if p.name.endswith((".tar.gz", ".tgz", ".tar"))]
-    if not archives:
-        raise UserError(
-            f"Channel 'model' holds neither {SYMBOL} nor a model.tar.gz: give the "
-            "ModelArtifacts.S3ModelArtifacts of a previous Image Classification job."
-        )
     try:
-        with tarfile.open(archives[0]) as tar:
-            tar.extractall(scratch, filter="data")
-    except (tarfile.TarError, OSError) as exc:
-        raise UserError(
-            f"Channel 'model': {archives[0].name} is not a tar archive ({exc})"
-        ) from None
-    found = list(scratch.rglob(SYMBOL))
-    if not found:
-        raise UserError(
-            f"Channel 'model': {archives[0].name} holds no {SYMBOL}; it is not an Image "
-            "Classification model."
-        )
-    return found[0].parent
+        return model_channel_folder(folder, scratch, SYMBOL, "Image Classification")
+    except ValueError as exc:
+        raise UserError(f"Channel 'model' {exc}") from None
 
 
 def check_compatible(previous: Architecture, arch: Architecture, pretrained: bool) -> None:

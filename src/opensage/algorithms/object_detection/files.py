@@ -7,7 +7,6 @@ GPU."""
 from __future__ import annotations
 
 import json
-import tarfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -15,7 +14,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from opensage.algorithms.artifacts import load_model, save_model
+from opensage.algorithms.artifacts import load_model, model_channel_folder, save_model
 from opensage.algorithms.object_detection.model import Architecture
 
 PARAMS: Final = "model_algo_1-0000.params"
@@ -57,27 +56,5 @@ def read_model(model_dir: Path) -> tuple[Architecture, dict[str, npt.NDArray[Any
 
 
 def model_folder(folder: Path, scratch: Path) -> Path:
-    """Where a `model` channel's files are: the channel itself, or its model.tar.gz unpacked
-    under `scratch`. ValueError saying what the channel lacks."""
-    found = sorted(folder.rglob(SYMBOL)) if folder.is_dir() else []
-    if found:
-        return found[0].parent
-    archives = sorted(
-        p for p in folder.rglob("*") if p.is_file() and p.name.endswith((".tar.gz", ".tgz", ".tar"))
-    ) if folder.is_dir() else []  # fmt: skip
-    if not archives:
-        raise ValueError(
-            f"it holds neither {SYMBOL} nor a model.tar.gz: give the "
-            "ModelArtifacts.S3ModelArtifacts of a previous Object Detection job"
-        )
-    try:
-        with tarfile.open(archives[0]) as tar:
-            tar.extractall(scratch, filter="data")
-    except (tarfile.TarError, OSError) as exc:
-        raise ValueError(f"{archives[0].name} is not a tar archive ({exc})") from None
-    found = sorted(scratch.rglob(SYMBOL))
-    if not found:
-        raise ValueError(
-            f"{archives[0].name} holds no {SYMBOL}; it is not an Object Detection model"
-        )
-    return found[0].parent
+    """Where a `model` channel's files are; ValueError saying what the channel lacks."""
+    return model_channel_folder(folder, scratch, SYMBOL, "Object Detection")

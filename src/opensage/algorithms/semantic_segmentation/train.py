@@ -20,7 +20,6 @@ nothing to synchronise. Everything random is seeded, so a CPU run is reproducibl
 from __future__ import annotations
 
 import math
-import tarfile
 import tempfile
 import time
 from collections.abc import Callable
@@ -33,9 +32,9 @@ import numpy.typing as npt
 import torch
 from torch.nn import functional as F
 
-from opensage.algorithms.artifacts import MODEL_FILE
+from opensage.algorithms.artifacts import MODEL_FILE, model_channel_folder
 from opensage.algorithms.base import UserError
-from opensage.algorithms.env import TrainingEnv, data_files
+from opensage.algorithms.env import TrainingEnv
 from opensage.algorithms.ntm.model import configure_threads, device
 from opensage.algorithms.semantic_segmentation.data import Scenes, load_split, training_crop
 from opensage.algorithms.semantic_segmentation.metrics import Confusion
@@ -179,29 +178,10 @@ def initial_weights(env: TrainingEnv, arch: Architecture) -> dict[str, npt.NDArr
 
 def model_folder(folder: Path, scratch: Path) -> Path:
     """Where `model_algo-1` is: the channel itself, or its model.tar.gz unpacked."""
-    found = sorted(folder.rglob(MODEL_FILE)) if folder.is_dir() else []
-    if found:
-        return found[0].parent
-    archives = [p for p in data_files(folder) if p.name.endswith((".tar.gz", ".tgz", ".tar"))]
-    if not archives:
-        raise UserError(
-            f"Channel 'model' holds neither {MODEL_FILE} nor a model.tar.gz: give the "
-            "ModelArtifacts.S3ModelArtifacts of a previous Semantic Segmentation job."
-        )
     try:
-        with tarfile.open(archives[0]) as tar:
-            tar.extractall(scratch, filter="data")
-    except (tarfile.TarError, OSError) as exc:
-        raise UserError(
-            f"Channel 'model': {archives[0].name} is not a tar archive ({exc})"
-        ) from None
-    found = sorted(scratch.rglob(MODEL_FILE))
-    if not found:
-        raise UserError(
-            f"Channel 'model': {archives[0].name} holds no {MODEL_FILE}; it is not a Semantic "
-            "Segmentation model."
-        )
-    return found[0].parent
+        return model_channel_folder(folder, scratch, MODEL_FILE, "Semantic Segmentation")
+    except ValueError as exc:
+        raise UserError(f"Channel 'model' {exc}") from None
 
 
 def check_compatible(previous: Architecture, arch: Architecture) -> None:
