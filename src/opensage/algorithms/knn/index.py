@@ -6,7 +6,8 @@ as (distances ascending, positions), ties broken by the lower position, as sciki
 brute-force search breaks them. A "distance" is a dissimilarity: the squared Euclidean distance
 for L2 (what FAISS reports), the negated inner product for INNER_PRODUCT (the model adds 1 for
 COSINE, giving the cosine distance). Rows are float32; L2 indexes store their rows centred on
-the training mean (distances do not change, float32 rounding does: smaller norms, smaller error).
+the training mean rounded to integers (distances do not change, float32 rounding does: smaller
+norms, smaller error; integer data stay exact, so exact ties stay ties).
 
 The flat search never sorts all n distances per query: a strided sample of the stored rows gives
 each query an upper bound on its k-th distance (tightened once a quarter of the rows is

@@ -273,6 +273,13 @@ def majority(labels: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return modes
 
 
+def training_center(rows: Floats) -> Floats:
+    """The training mean rounded to integers: subtracting it keeps integer-valued rows (pixel
+    values, counts) exact in float32, so exactly tied distances stay tied and break by position
+    as scikit-learn's do; it still brings the norms down where the data sit far from 0."""
+    return np.round(rows.mean(axis=0, dtype=np.float64)).astype(np.float32)
+
+
 def prepare_rows(x: Floats, normalize: bool, center: Floats | None) -> Floats:
     if normalize:
         norms = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float32))
@@ -306,7 +313,7 @@ def build(
     """The model over `rows` (already projected, as `Reservoir` holds them)."""
     normalize = config.metric == COSINE
     metric = L2 if config.metric == L2 else INNER_PRODUCT
-    center = rows.mean(axis=0, dtype=np.float64).astype(np.float32) if metric == L2 else None
+    center = training_center(rows) if metric == L2 else None
     prepared = prepare_rows(rows, normalize, center)
     index: Index
     if config.index_type == FlatIndex.kind:
