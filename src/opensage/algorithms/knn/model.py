@@ -277,7 +277,8 @@ def training_center(rows: Floats) -> Floats:
     """The training mean rounded to integers: subtracting it keeps integer-valued rows (pixel
     values, counts) exact in float32, so exactly tied distances stay tied and break by position
     as scikit-learn's do; it still brings the norms down where the data sit far from 0."""
-    return np.round(rows.mean(axis=0, dtype=np.float64)).astype(np.float32)
+    center: Floats = np.round(rows.mean(axis=0, dtype=np.float64)).astype(np.float32)
+    return center
 
 
 def prepare_rows(x: Floats, normalize: bool, center: Floats | None) -> Floats:
