@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -314,3 +314,19 @@ def dense(features: Features) -> npt.NDArray[np.float32]:
     if sp.issparse(features):
         return np.asarray(features.toarray(), dtype=np.float32)
     return np.asarray(features, dtype=np.float32)
+
+
+IMAGE_SIGNATURES: Final = {"image/jpeg": b"\xff\xd8\xff", "image/png": b"\x89PNG\r\n\x1a\n"}
+"""The first bytes of a JPEG and of a PNG, for the vision built-ins' requests."""
+
+
+def check_image_signature(body: bytes, kind: str) -> None:
+    """A body declared image/jpeg or image/png must be one: 415 otherwise (RFC 9110 lets a
+    server refuse a media type after inspecting the data). application/x-image takes either."""
+    signature = IMAGE_SIGNATURES.get(kind)
+    if signature is not None and not body.startswith(signature):
+        raise InferenceError(
+            415,
+            f"The body is not a {kind.split('/')[1].upper()} image although the content type "
+            f"says {kind}; send application/x-image for either format.",
+        )

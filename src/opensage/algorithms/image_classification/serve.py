@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Final
 
 from opensage.algorithms.base import JSON, JSONLINES
 from opensage.algorithms.image_classification.model import (
@@ -23,13 +22,12 @@ from opensage.algorithms.image_classification.model import (
     read_model,
     stretch_image,
 )
-from opensage.algorithms.image_classification.spec import JPEG, PNG, SPEC
+from opensage.algorithms.image_classification.spec import SPEC
+from opensage.algorithms.inference import check_image_signature
 from opensage.algorithms.ntm.model import configure_threads, device
 from opensage.serving.environment import ServingEnvironment
 from opensage.serving.errors import InferenceError
 from opensage.serving.handler import Result, accept_list, builtin_execution_parameters, media_type
-
-SIGNATURES: Final = {JPEG: (b"\xff\xd8\xff",), PNG: (b"\x89PNG\r\n\x1a\n",)}
 
 
 def load(model_dir: Path, environ: Mapping[str, str] | None = None) -> ImageClassifierHandler:
@@ -63,13 +61,7 @@ class ImageClassifierHandler:
         answer = _accept(accept)
         if not body:
             return Result(b"", answer, 204)
-        signatures = SIGNATURES.get(kind)
-        if signatures is not None and not body.startswith(signatures):
-            raise InferenceError(
-                415,
-                f"The body is not a {kind.split('/')[1].upper()} image although the content type "
-                f"says {kind}; send application/x-image for either format.",
-            )
+        check_image_signature(body, kind)
         arch = self.classifier.arch
         try:
             image = decode_image(body, arch.image_shape[0])

@@ -26,16 +26,16 @@ import torch
 
 from opensage.algorithms.base import JSON, JSONLINES
 from opensage.algorithms.image_classification.model import decode_image, stretch_image
+from opensage.algorithms.inference import check_image_signature
 from opensage.algorithms.ntm.model import configure_threads, device
 from opensage.algorithms.object_detection.files import HYPERPARAMS, read_model
 from opensage.algorithms.object_detection.model import SSD
-from opensage.algorithms.object_detection.spec import JPEG, PNG, SPEC
+from opensage.algorithms.object_detection.spec import SPEC
 from opensage.algorithms.object_detection.train import load_weights, predict
 from opensage.serving.environment import ServingEnvironment
 from opensage.serving.errors import InferenceError
 from opensage.serving.handler import Result, builtin_execution_parameters, media_type
 
-SIGNATURES: Final = {JPEG: (b"\xff\xd8\xff",), PNG: (b"\x89PNG\r\n\x1a\n",)}
 DEFAULT_NMS: Final = 0.45
 
 
@@ -83,13 +83,7 @@ class ObjectDetectorHandler:
         answer, annotation = choose_accept(accept)
         if not body:
             return Result(b"", answer, 204)
-        signatures = SIGNATURES.get(kind)
-        if signatures is not None and not body.startswith(signatures):
-            raise InferenceError(
-                415,
-                f"The body is not a {kind.split('/')[1].upper()} image although the content type "
-                f"says {kind}; send application/x-image for either format.",
-            )
+        check_image_signature(body, kind)
         try:
             image = decode_image(body, 3)
         except ValueError as exc:

@@ -15,12 +15,13 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from opensage.algorithms.base import RECORDIO, UserError
+from opensage.algorithms.inference import check_image_signature
 from opensage.algorithms.ntm.model import configure_threads, device
 from opensage.algorithms.semantic_segmentation.data import decode_image
 from opensage.algorithms.semantic_segmentation.model import Segmenter, build, read_model
@@ -29,8 +30,6 @@ from opensage.algorithms.semantic_segmentation.synthetic import PALETTE
 from opensage.serving.environment import ServingEnvironment
 from opensage.serving.errors import InferenceError
 from opensage.serving.handler import Result, accept_list, builtin_execution_parameters, media_type
-
-SIGNATURES: Final = {JPEG: (b"\xff\xd8\xff",), PNG: (b"\x89PNG\r\n\x1a\n",)}
 
 
 def load(model_dir: Path, environ: Mapping[str, str] | None = None) -> SegmentationHandler:
@@ -64,12 +63,7 @@ class SegmentationHandler:
         answer = _accept(accept)
         if not body:
             return Result(b"", answer, 204)
-        if not body.startswith(SIGNATURES[kind]):
-            raise InferenceError(
-                415,
-                f"The body is not a {kind.split('/')[1].upper()} image although the content type "
-                f"says {kind}.",
-            )
+        check_image_signature(body, kind)
         try:
             image = decode_image(body, "The request")
         except UserError as exc:
