@@ -1,11 +1,15 @@
 """The four strategies: determinism, independence from history where promised, Grid order, and
-that the Bayesian strategy actually learns."""
+that the Bayesian strategy actually learns, on each surrogate it can run on here (the Gaussian
+process needs PyTorch; TPE is what a process without it uses)."""
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import itertools
 import random
 import statistics
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import given, settings
@@ -19,10 +23,30 @@ from opensage.tuning import (
     Scaling,
     Space,
     TuningConfigError,
+    bayesian,
     check_grid,
     parse_ranges,
     suggest,
 )
+
+SURROGATES = [bayesian.TPE] + ([bayesian.GP] if importlib.util.find_spec("torch") else [])
+
+
+@contextlib.contextmanager
+def surrogate_of_bayesian(name: str) -> Iterator[None]:
+    shipped = bayesian.SURROGATE
+    bayesian.SURROGATE = name
+    try:
+        yield
+    finally:
+        bayesian.SURROGATE = shipped
+
+
+@pytest.fixture(params=SURROGATES)
+def surrogate(request: pytest.FixtureRequest) -> Iterator[str]:
+    with surrogate_of_bayesian(request.param):
+        yield request.param
+
 
 SPACE = Space(
     (
@@ -50,6 +74,7 @@ def history(seed: int, count: int, running: int = 0) -> list[Observation]:
 
 
 @pytest.mark.parametrize("strategy", ["Random", "Hyperband", "Bayesian"])
+@pytest.mark.usefixtures("surrogate")
 def test_same_inputs_same_suggestion(strategy: str) -> None:
     past = history(3, 12, running=2)
     first = suggest(strategy, SPACE, 42, 13, past, "Minimize")
@@ -70,6 +95,7 @@ def test_random_trials_differ_from_one_another() -> None:
     assert len(draws) == 50
 
 
+@pytest.mark.usefixtures("surrogate")
 def test_bayesian_ignores_the_order_the_history_comes_in() -> None:
     past = history(9, 20, running=3)
     shuffled = past[:]
@@ -77,6 +103,7 @@ def test_bayesian_ignores_the_order_the_history_comes_in() -> None:
     assert suggest("Bayesian", SPACE, 1, 21, shuffled) == suggest("Bayesian", SPACE, 1, 21, past)
 
 
+@pytest.mark.usefixtures("surrogate")
 def test_bayesian_steers_away_from_running_trials() -> None:
     past = history(9, 20)
     for number in (21, 22, 23):
@@ -85,6 +112,7 @@ def test_bayesian_steers_away_from_running_trials() -> None:
         assert suggest("Bayesian", SPACE, 1, number, [*past, pending]) != alone
 
 
+@pytest.mark.usefixtures("surrogate")
 def test_bayesian_warm_start_skips_what_does_not_fit_and_drops_unknown_keys() -> None:
     own = history(4, 8)
     parent = [
@@ -107,10 +135,18 @@ def test_bayesian_warm_start_skips_what_does_not_fit_and_drops_unknown_keys() ->
 @settings(max_examples=15, deadline=None)
 @given(st.integers(0, 2**31), st.integers(0, 30), st.sampled_from(["Minimize", "Maximize"]))
 def test_bayesian_suggestions_lie_in_the_space(seed: int, seen: int, direction: str) -> None:
-    values = suggest("Bayesian", SPACE, seed, seen + 1, history(seed, seen, running=1), direction)
-    parsed = SPACE.parse(values)
-    assert parsed is not None
-    assert SPACE.format(parsed) == values
+    past = history(seed, seen, running=1)
+    for name in SURROGATES:
+        with surrogate_of_bayesian(name):
+            values = suggest("Bayesian", SPACE, seed, seen + 1, past, direction)
+        parsed = SPACE.parse(values)
+        assert parsed is not None
+        assert SPACE.format(parsed) == values
+
+
+def test_the_surrogate_is_the_gaussian_process_wherever_pytorch_is_installed() -> None:
+    torch = importlib.util.find_spec("torch") is not None
+    assert (bayesian.GP if torch else bayesian.TPE) == bayesian.SURROGATE
 
 
 def quadratic(values: dict[str, str]) -> float:
@@ -133,6 +169,7 @@ def best_after(strategy: str, seed: int, trials: int) -> float:
     return min(o.objective for o in seen if o.objective is not None)
 
 
+@pytest.mark.usefixtures("surrogate")
 def test_bayesian_beats_random_on_a_quadratic() -> None:
     seeds = range(5)
     bayesian = statistics.median(best_after("Bayesian", s, 30) for s in seeds)
@@ -144,6 +181,7 @@ def test_bayesian_of_an_empty_space_is_empty() -> None:
     assert suggest("Bayesian", Space(), 1, 1) == {}
 
 
+@pytest.mark.usefixtures("surrogate")
 def test_bayesian_handles_degenerate_ranges() -> None:
     space = Space(
         (
