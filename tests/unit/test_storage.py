@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from opensage.errors import NotFoundError, ValidationError
-from opensage.storage import LocalObjectStorage, S3Uri
+from opensage.storage import BucketNotEmptyError, LocalObjectStorage, S3Uri
 from opensage.storage.base import validate_bucket, validate_key
 
 
@@ -206,6 +206,20 @@ def test_buckets(tmp_path: Path) -> None:
     storage.put_bytes(uri("k", "alpha"), b"x")  # creates the temp folder
     assert storage.list_buckets() == ["alpha", "zeta"]
     assert storage.bucket_exists("zeta")
+
+
+def test_only_an_empty_bucket_is_deleted(tmp_path: Path) -> None:
+    storage = LocalObjectStorage(tmp_path / "storage")
+    storage.create_bucket("full")
+    storage.put_bytes(uri("a/b", "full"), b"x")
+    with pytest.raises(BucketNotEmptyError):
+        storage.delete_bucket("full")
+    assert storage.get_bytes(uri("a/b", "full")) == b"x"
+    storage.delete(uri("a/b", "full"))
+    storage.delete_bucket("full")
+    assert not storage.bucket_exists("full")
+    with pytest.raises(NotFoundError):
+        storage.delete_bucket("full")
 
 
 def test_list_is_sorted_and_prefix_exact(storage: LocalObjectStorage) -> None:

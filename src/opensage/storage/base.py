@@ -77,10 +77,19 @@ class ObjectInfo:
     etag: str
 
 
+class BucketNotEmptyError(ValidationError):
+    """DeleteBucket on a bucket that still holds objects: S3's 409 BucketNotEmpty."""
+
+
 class ObjectStorage(Protocol):
     """What the platform needs from an object store; one backend per URI scheme."""
 
     def create_bucket(self, bucket: str) -> None: ...
+
+    def delete_bucket(self, bucket: str) -> None:
+        """Remove an empty bucket: NotFoundError if there is none, BucketNotEmptyError if it
+        holds objects."""
+        ...
 
     def bucket_exists(self, bucket: str) -> bool: ...
 

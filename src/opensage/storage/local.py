@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import BinaryIO
 
 from opensage.errors import NotFoundError, ValidationError
-from opensage.storage.base import ObjectInfo, S3Uri, validate_bucket, validate_key
+from opensage.storage.base import (
+    BucketNotEmptyError,
+    ObjectInfo,
+    S3Uri,
+    validate_bucket,
+    validate_key,
+)
 
 _TMP = ".tmp"
 
@@ -43,6 +49,12 @@ class LocalObjectStorage:
 
     def create_bucket(self, bucket: str) -> None:
         self._bucket_dir(bucket).mkdir(parents=True, exist_ok=True)
+
+    def delete_bucket(self, bucket: str) -> None:
+        folder = self._require_bucket(bucket)
+        if any(folder.iterdir()):
+            raise BucketNotEmptyError(f"The bucket {bucket} is not empty: delete its objects first")
+        folder.rmdir()
 
     def bucket_exists(self, bucket: str) -> bool:
         return self._bucket_dir(bucket).is_dir()
