@@ -45,6 +45,7 @@ from opensage.server.awsjson import JsonService
 from opensage.server.registry import RegistryApi
 from opensage.server.runtime_api import RuntimeApi
 from opensage.server.s3 import S3Api
+from opensage.server.sts import StsApi
 from opensage.settings import Settings
 from opensage.storage import LocalObjectStorage
 from opensage.store import Store
@@ -222,7 +223,8 @@ def create_app(settings: Settings) -> EdgeApp:
 
     app = build_asgi(
         [sagemaker, cloudwatch_logs, application_autoscaling, cloudwatch_metrics],
-        S3Api(storage),
+        S3Api(storage, settings.home / "uploads"),
+        StsApi(settings.account_id),
         RuntimeApi(router),
         RegistryApi(image_support.store, settings.auth_configured),
         endpoint_metrics.prometheus,

@@ -8,6 +8,8 @@
   `metrics` stays reachable);
 - `/v2/...` → the image registry (no bucket can be named `v2`: bucket names have 3 characters
   or more);
+- a request signed for a query-protocol service (STS) → that service: its SigV4 credential
+  scope names it, as nothing else in a form-encoded `POST /` does;
 - anything else → the S3 subset.
 """
 
@@ -26,6 +28,8 @@ from opensage.server.awsjson import JsonService, error_response
 from opensage.server.registry import RegistryApi, is_registry
 from opensage.server.runtime_api import Receive, RuntimeApi, Scope, Send, is_invocation
 from opensage.server.s3 import S3Api
+from opensage.server.signing import signing_service
+from opensage.server.sts import StsApi
 
 PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -50,6 +54,7 @@ class EdgeApp:
 def build_asgi(
     services: list[JsonService],
     s3: S3Api,
+    sts: StsApi,
     runtime: RuntimeApi,
     registry: RegistryApi,
     prometheus: Callable[[], str],
@@ -77,6 +82,8 @@ def build_asgi(
             and "x-amz-date" not in request.headers
         ):
             return PlainTextResponse(prometheus(), media_type=PROMETHEUS)
+        if signing_service(request) == sts.signing_name:
+            return await sts.handle(request)
         return await s3.handle(request)
 
     @asynccontextmanager
