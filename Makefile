@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e '.[dev,deep]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev,deep,postgres]'
 	touch $(STAMP)
 
 install: $(STAMP)

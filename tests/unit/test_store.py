@@ -1,16 +1,43 @@
-"""The metadata store: migrations, resources, mutate with metric points, list queries, tags."""
+"""The metadata store: migrations, resources, mutate with metric points, list queries, tags.
+
+Every test runs on SQLite and on PostgreSQL (a throwaway cluster, see tests/backends.py): the
+two must give the same answers.
+"""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect
 
+from opensage.errors import ValidationError
 from opensage.store import MetricPoint, Resource, Store
 from opensage.store.repository import ListQuery
+from tests.backends import postgres_cluster
 
 KIND = "TrainingJob"
+
+
+def database_url(backend: str, tmp_path: Path) -> str:
+    if backend == "postgres":
+        return postgres_cluster().create_database(str(tmp_path))
+    return f"sqlite:///{tmp_path / 'db' / 'opensage.sqlite'}"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def store(backend: str, tmp_path: Path) -> Iterator[Store]:
+    db = Store.from_url(database_url(backend, tmp_path))
+    db.migrate()
+    yield db
+    db.close()
 
 
 def resource(
@@ -60,6 +87,51 @@ def test_migrations_are_idempotent_on_a_fresh_file(tmp_path: Path) -> None:
         assert job.request == {"TrainingJobName": "job-a"}
     finally:
         reopened.close()
+
+
+def test_migrations_are_idempotent_on_postgres(tmp_path: Path) -> None:
+    url = database_url("postgres", tmp_path)
+    store = Store.from_url(url)
+    try:
+        store.migrate()
+        store.migrate()
+        tables = set(inspect(store.engine).get_table_names())
+        assert {"resources", "tags", "metric_points", "alembic_version"} <= tables
+        assert store.insert(resource("job-a"))
+    finally:
+        store.close()
+    reopened = Store.from_url(url)
+    try:
+        reopened.migrate()
+        job = reopened.get(KIND, "job-a")
+        assert job is not None
+        assert job.request == {"TrainingJobName": "job-a"}
+    finally:
+        reopened.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("not a url", "Invalid database URL"),
+        ("mysql://u@h/db", "Unsupported database"),
+        ("postgresql+psycopg2://u@h/db", "Unsupported PostgreSQL driver"),
+    ],
+)
+def test_bad_database_urls_are_refused_clearly(url: str, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        Store.from_url(url)
+
+
+def test_a_bare_postgresql_url_means_psycopg_3(tmp_path: Path) -> None:
+    url = database_url("postgres", tmp_path).replace("postgresql+psycopg://", "postgresql://")
+    store = Store.from_url(url)
+    try:
+        assert store.engine.dialect.driver == "psycopg"
+        store.migrate()
+        assert store.count(KIND) == 0
+    finally:
+        store.close()
 
 
 # resources ----------------------------------------------------------------------------------
@@ -150,6 +222,90 @@ def test_mutate_missing_resource_returns_none(store: Store) -> None:
     assert called == []
 
 
+def test_concurrent_mutations_never_lose_an_update(store: Store) -> None:
+    """Many threads read-modify-write one row: every increment survives (no lost update)."""
+    store.insert(resource("job-a"))
+    threads, rounds = 8, 25
+    start = threading.Barrier(threads)
+    errors: list[BaseException] = []
+
+    def bump(r: Resource) -> Resource:
+        r.state["Count"] = r.state.get("Count", 0) + 1
+        return r
+
+    def worker(index: int) -> None:
+        try:
+            start.wait()
+            for i in range(rounds):
+                store.mutate(KIND, "job-a", bump, [MetricPoint("m", float(index), float(i))])
+        except BaseException as exc:  # reported below: a thread's failure must fail the test
+            errors.append(exc)
+
+    workers = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert errors == []
+    stored = store.get(KIND, "job-a")
+    assert stored is not None
+    assert stored.state["Count"] == threads * rounds
+    assert len(store.metric_points(stored.arn)) == threads * rounds
+
+
+def test_concurrent_inserts_of_one_name_admit_exactly_one(store: Store) -> None:
+    threads = 8
+    start = threading.Barrier(threads)
+    results: list[bool] = []
+
+    def worker() -> None:
+        start.wait()
+        results.append(store.insert(resource("job-a")))
+
+    workers = [threading.Thread(target=worker) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert sorted(results) == [False] * (threads - 1) + [True]
+    assert store.count(KIND) == 1
+
+
+def test_concurrent_tag_writes_of_one_key_keep_one_value(store: Store) -> None:
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:training-job/a"
+    threads = 8
+    start = threading.Barrier(threads)
+    errors: list[BaseException] = []
+
+    def worker(index: int) -> None:
+        try:
+            start.wait()
+            for _ in range(10):
+                store.put_tags(arn, {"team": f"t{index}", f"own{index}": "x"})
+        except BaseException as exc:
+            errors.append(exc)
+
+    workers = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert errors == []
+    stored = store.list_tags(arn)
+    assert stored["team"] in {f"t{i}" for i in range(threads)}
+    assert {k for k in stored if k.startswith("own")} == {f"own{i}" for i in range(threads)}
+
+
+def test_large_json_and_float_timestamps_round_trip(store: Store) -> None:
+    job = resource("job-a", created=1_700_000_000.123456, updated=1_700_000_001.654321)
+    job.request = {"Nested": {"List": [1, 2.5, None, True, "é\u2603"], "Big": "x" * 100_000}}
+    job.state = {"Order": {"z": 1, "a": 2}}
+    store.insert(job)
+    stored = store.get(KIND, "job-a")
+    assert stored == job
+    assert list(stored.state["Order"]) == ["z", "a"]  # key order kept, as SQLite keeps it
+
+
 def test_metric_points_keep_insertion_order_per_arn(store: Store) -> None:
     a, b = resource("job-a"), resource("job-b")
     store.insert(a)
@@ -198,6 +354,27 @@ def test_query_name_contains_treats_wildcards_literally(populated: Store) -> Non
     assert names(populated, name_contains="-") == ["job-a", "job-b"]
     assert names(populated, name_contains="job") == names(populated)
     assert names(populated, name_contains="nothing") == []
+
+
+def test_query_name_contains_ignores_case(populated: Store) -> None:
+    assert names(populated, name_contains="JOB-") == ["job-a", "job-b"]
+    assert names(populated, name_contains="ZZ") == ["jobzz"]
+
+
+def test_query_sorts_names_by_code_point(store: Store) -> None:
+    for i, name in enumerate(["b", "B", "a-x", "A", "a_x", "ax", "a.x"]):
+        row = resource(name, created=float(i))
+        row.arn += f"-{i}"  # the ARN is lower case: B's would clash with b's
+        assert store.insert(row)
+    assert names(store, sort_by="name") == ["A", "B", "a-x", "a.x", "a_x", "ax", "b"]
+
+
+def test_query_ties_break_by_insertion_order(store: Store) -> None:
+    for name in ["c", "a", "b"]:
+        store.insert(resource(name, status="Completed", created=5.0))
+    assert names(store) == ["c", "a", "b"]
+    assert names(store, sort_by="status") == ["c", "a", "b"]
+    assert names(store, sort_by="status", descending=True) == ["b", "a", "c"]
 
 
 def test_query_status_filter(populated: Store) -> None:

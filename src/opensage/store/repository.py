@@ -1,22 +1,44 @@
 """The store's one interface: a handful of methods over rows keyed by (kind, name).
 
-Chosen by URL in the composition root (SQLite under OPENSAGE_HOME by default, any SQLAlchemy
-URL otherwise). Writes are serialised through `mutate`, which reads, applies a function and
+Chosen by URL in the composition root (SQLite under OPENSAGE_HOME by default, PostgreSQL through
+psycopg 3 by `postgresql://` URL). Writes go through `mutate`, which reads, applies a function and
 commits in one transaction, so concurrent updates from request handlers and job supervisors never
 overwrite each other; callers report a change only after `mutate` returned (committed).
+
+How writers are kept apart differs by dialect. SQLite has one writer per file anyway, so a
+process lock serialises them (its `FOR UPDATE` is a no-op). PostgreSQL locks the row itself:
+`mutate` reads with `SELECT ... FOR UPDATE`, so a second writer of the same resource waits for
+the first to commit and then reads its result, while writers of other resources run in parallel.
+Results are the same on both: names match case-insensitively and sort by code point.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, and_, create_engine, delete, event, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    and_,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    make_url,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import ArgumentError, IntegrityError
 
+from opensage.errors import ValidationError
 from opensage.store.schema import metric_points, resources, tags
 
 
@@ -59,15 +81,24 @@ class ListQuery:
 class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._write_lock = threading.Lock()
+        self._postgres = engine.dialect.name == "postgresql"
+        # SQLite: one writer at a time, in this process too. PostgreSQL: row locks do it.
+        self._write_lock: contextlib.AbstractContextManager[Any] = (
+            contextlib.nullcontext() if self._postgres else threading.Lock()
+        )
 
     @classmethod
     def from_url(cls, url: str) -> Store:
-        if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, future=True)
-        if engine.dialect.name == "sqlite":
+        parsed = _parse_url(url)
+        if parsed.drivername.startswith("sqlite"):
+            if parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(parsed)
             event.listen(engine, "connect", _sqlite_pragmas)
+            return cls(engine)
+        # Server connections drop (restarts, idle timeouts): test each one before handing it out.
+        # The pool is sized for the threads that write at once (supervisors, request handlers).
+        engine = create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=20)
         return cls(engine)
 
     def migrate(self) -> None:
@@ -141,8 +172,8 @@ class Store:
     def query(self, query: ListQuery) -> list[Resource]:
         c = resources.c
         conditions = [c.kind == query.kind]
-        if query.name_contains:
-            conditions.append(c.name.contains(query.name_contains, autoescape=True))
+        if query.name_contains:  # SQLite's LIKE ignores ASCII case; say so for every dialect
+            conditions.append(c.name.icontains(query.name_contains, autoescape=True))
         if query.status:
             conditions.append(c.status == query.status)
         if query.created_after is not None:
@@ -153,7 +184,11 @@ class Store:
             conditions.append(c.updated_at > query.modified_after)
         if query.modified_before is not None:
             conditions.append(c.updated_at < query.modified_before)
-        column = {"name": c.name, "status": c.status}.get(query.sort_by, c.created_at)
+        column: ColumnElement[Any] = {"name": c.name, "status": c.status}.get(
+            query.sort_by, c.created_at
+        )
+        if self._postgres and query.sort_by in ("name", "status"):
+            column = column.collate("C")  # code point order, as SQLite's BINARY, not the locale's
         order = [column.desc(), c.id.desc()] if query.descending else [column.asc(), c.id.asc()]
         stmt = (
             select(resources)
@@ -194,7 +229,19 @@ class Store:
     # tags --------------------------------------------------------------------------------
 
     def put_tags(self, arn: str, new_tags: dict[str, str]) -> None:
+        if not new_tags:
+            return
         with self._write_lock, self.engine.begin() as conn:
+            if self._postgres:  # no process lock: two AddTags of one key must not collide
+                stmt = postgresql.insert(tags).values(
+                    [{"arn": arn, "key": k, "value": v} for k, v in new_tags.items()]
+                )
+                conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=[tags.c.arn, tags.c.key], set_={"value": stmt.excluded.value}
+                    )
+                )
+                return
             for key, value in new_tags.items():
                 conn.execute(delete(tags).where(and_(tags.c.arn == arn, tags.c.key == key)))
                 conn.execute(insert(tags).values(arn=arn, key=key, value=value))
@@ -240,6 +287,37 @@ class Store:
                     select(func.count()).select_from(resources).where(resources.c.kind == kind)
                 ).scalar_one()
             )
+
+
+def _parse_url(url: str) -> URL:
+    """The URL with PostgreSQL's driver made explicit: psycopg 3, the one the `postgres` extra
+    installs (a bare `postgresql://` meant psycopg2 before SQLAlchemy 2.1)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ValidationError(
+            f"Invalid database URL '{url}': expected sqlite:///PATH or "
+            "postgresql://USER@HOST/DATABASE"
+        ) from exc
+    backend, _, driver = parsed.drivername.partition("+")
+    if backend in ("postgresql", "postgres"):
+        if driver not in ("", "psycopg"):
+            raise ValidationError(
+                f"Unsupported PostgreSQL driver '{driver}': use postgresql+psycopg://"
+            )
+        try:
+            import psycopg  # noqa: F401
+        except ImportError as exc:
+            raise ValidationError(
+                "A PostgreSQL database URL needs psycopg 3: pip install 'opensage[postgres]'"
+            ) from exc
+        return parsed.set(drivername="postgresql+psycopg")
+    if backend != "sqlite":
+        raise ValidationError(
+            f"Unsupported database '{parsed.drivername}' in the database URL: use sqlite:///PATH "
+            "or postgresql+psycopg://USER@HOST/DATABASE"
+        )
+    return parsed
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
