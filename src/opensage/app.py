@@ -47,13 +47,13 @@ from opensage.server.runtime_api import RuntimeApi
 from opensage.server.s3 import S3Api
 from opensage.server.sts import StsApi
 from opensage.settings import Settings
-from opensage.storage import LocalObjectStorage
+from opensage.storage import from_url as storage_from_url
 from opensage.store import Store
 
 
 def create_app(settings: Settings) -> EdgeApp:
     store = Store.from_url(settings.database_url)
-    storage = LocalObjectStorage(settings.storage_root)
+    storage = storage_from_url(settings.storage, settings.storage_root)
     runtime = runtime_for(settings.resolved_runtime())
     image_support = _image_support(settings)
     scheduler = TrainingScheduler(
@@ -202,7 +202,8 @@ def create_app(settings: Settings) -> EdgeApp:
 
     def startup() -> None:
         settings.home.mkdir(parents=True, exist_ok=True)
-        settings.storage_root.mkdir(parents=True, exist_ok=True)
+        if settings.storage is None:
+            settings.storage_root.mkdir(parents=True, exist_ok=True)
         store.migrate()
         scheduler.reconcile()
         tuner.reconcile()

@@ -26,6 +26,7 @@ class Settings:
     region: str = "us-east-1"
     account_id: str = "123456789012"
     database: str | None = None
+    storage: str | None = None  # None: folders under home; s3:// or s3+http(s)://host:port
     runtime: str = "auto"  # auto | process | sandbox
     image_runtime: str = "sandbox"  # sandbox | docker | podman: what runs container images
     auth_configured: bool = False
@@ -46,6 +47,8 @@ class Settings:
         overrides: dict[str, object] = {}
         if "OPENSAGE_DATABASE_URL" in env:
             overrides["database"] = env["OPENSAGE_DATABASE_URL"]
+        if env.get("OPENSAGE_STORAGE_URL"):
+            overrides["storage"] = env["OPENSAGE_STORAGE_URL"]
         if "OPENSAGE_RUNTIME" in env:
             overrides["runtime"] = env["OPENSAGE_RUNTIME"]
         if "OPENSAGE_IMAGE_RUNTIME" in env:
