@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench bench-hosting clean
+.PHONY: install demo test test-backends lint bench bench-hosting clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/pytest -q
+
+# The integration suite again with PostgreSQL as the store and an S3 service (moto) as the
+# storage, each started by the tests (tests/backends.py; PostgreSQL's initdb must be on PATH).
+test-backends: $(STAMP)
+	OPENSAGE_TEST_BACKENDS=postgres,s3 $(BIN)/pytest -q -p no:cacheprovider tests/integration
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_training.py

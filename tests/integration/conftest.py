@@ -1,4 +1,9 @@
-"""Integration fixtures: the real server (embedded on a thread, or a real process), real boto3."""
+"""Integration fixtures: the real server (embedded on a thread, or a real process), real boto3.
+
+With OPENSAGE_TEST_BACKENDS=postgres,s3 (either or both) every server these tests start keeps
+its metadata in a fresh PostgreSQL database and its objects in an S3 service (moto), one of each
+per server home; see tests/backends.py.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,9 @@ import pytest
 
 from opensage.app import EmbeddedServer, free_port
 from opensage.settings import Settings
+from opensage.storage import ObjectStorage
+from opensage.storage import from_url as storage_from_url
+from tests import backends
 
 ROLE = "arn:aws:iam::123456789012:role/opensage-test"
 PYTHON_IMAGE = "opensage/python:3"
@@ -63,8 +71,11 @@ def make_clients(endpoint: str, runtime: str = "auto", home: Path | None = None)
 
 
 def settings_for(home: Path, runtime: str = "auto") -> Settings:
+    chosen = backends.for_home(home)
     return Settings(
         home=home,
+        database=chosen.database,
+        storage=chosen.storage,
         port=free_port(),
         runtime=runtime,
         stop_grace_seconds=3,
@@ -75,6 +86,28 @@ def settings_for(home: Path, runtime: str = "auto") -> Settings:
         autoscaling_period_seconds=1.0,
         autoscaling_scale_in_points=3,
     )
+
+
+def backend_env(home: Path) -> dict[str, str]:
+    """The environment that gives an `opensage` process started on `home` the same backends."""
+    return backends.for_home(home).env()
+
+
+def storage_for(home: Path) -> ObjectStorage:
+    """The object store the servers of `home` use, for tests that look at stored objects."""
+    return storage_from_url(backends.for_home(home).storage, home / "storage")
+
+
+def pytest_report_header() -> str:
+    return str(backends.describe())
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _release_backends() -> Iterator[None]:
+    """A module's S3 servers stop when the module is done (its servers have stopped by then)."""
+    before = backends.homes()
+    yield
+    backends.release(backends.homes() - before)
 
 
 has_bwrap = shutil.which("bwrap") is not None
@@ -180,6 +213,7 @@ class ServerProcess:
             **os.environ,
             "OPENSAGE_HOME": str(self.home),
             "OPENSAGE_STOP_GRACE_SECONDS": "3",
+            **backend_env(self.home),
         }
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "opensage.cli.main", "server", "--port", str(self.port)],

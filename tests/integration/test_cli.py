@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from opensage.sdk import CategoricalParameter, Estimator, HyperparameterTuner, Session
-from tests.integration.conftest import Clients, python_job, wait_final
+from tests.integration.conftest import Clients, backend_env, python_job, wait_final
 
 LEVEL_SCRIPT = """
 import json, os
@@ -27,6 +27,7 @@ def opensage(*args: str, endpoint: str | None = None, home: Path | None = None) 
         env["OPENSAGE_ENDPOINT"] = endpoint
     if home:
         env["OPENSAGE_HOME"] = str(home)
+        env.update(backend_env(home))
     done = subprocess.run(
         [sys.executable, "-m", "opensage.cli.main", *args],
         env=env,

@@ -7,10 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+from opensage.storage import S3Uri
+from tests.integration.conftest import backend_env, storage_for
+
 
 def test_quickstart_runs_to_the_end(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "OPENSAGE_ENDPOINT"}
     env["OPENSAGE_HOME"] = str(tmp_path)
+    env.update(backend_env(tmp_path))
     done = subprocess.run(
         [sys.executable, "-m", "opensage.cli.main", "quickstart"],
         env=env,
@@ -32,7 +36,7 @@ def test_quickstart_runs_to_the_end(tmp_path: Path) -> None:
     batch_accuracy = float(out.rsplit("accuracy ", 1)[1].split()[0])
     assert batch_accuracy == accuracy  # the same model on the same rows
     assert not list((tmp_path / "instances").glob("*"))  # no model server left behind
-    assert list((tmp_path / "storage").iterdir())  # state under OPENSAGE_HOME
+    assert storage_for(tmp_path).list_buckets()  # the objects where the settings put them
 
 
 def test_session_starts_an_embedded_server(tmp_path: Path) -> None:
@@ -46,6 +50,7 @@ def test_session_starts_an_embedded_server(tmp_path: Path) -> None:
     (tmp_path / "payload.txt").write_text("hi")
     env = {k: v for k, v in os.environ.items() if k != "OPENSAGE_ENDPOINT"}
     env["OPENSAGE_HOME"] = str(tmp_path / "home")
+    env.update(backend_env(tmp_path / "home"))
     done = subprocess.run(
         [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True,
         timeout=120,
@@ -54,5 +59,5 @@ def test_session_starts_an_embedded_server(tmp_path: Path) -> None:
     uri, endpoint = done.stdout.split()
     assert uri == "s3://sagemaker-us-east-1-123456789012/emb/payload.txt"
     assert endpoint.startswith("http://127.0.0.1:")
-    stored = tmp_path / "home" / "storage" / "sagemaker-us-east-1-123456789012" / "emb"
-    assert (stored / "payload.txt").read_text() == "hi"
+    stored = storage_for(tmp_path / "home").get_bytes(S3Uri.parse(uri))
+    assert stored == b"hi"
