@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from opensage.errors import NotFoundError, ValidationError
+from opensage.settings import Settings
 from opensage.storage import (
     BucketNotEmptyError,
     LocalObjectStorage,
@@ -557,3 +558,11 @@ def test_plain_s3_url_is_aws(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_bad_storage_urls_are_refused_clearly(url: str, message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         from_url(url, Path("/unused"))
+
+
+def test_the_storage_setting_comes_from_the_environment() -> None:
+    assert Settings.from_env({"OPENSAGE_STORAGE_URL": "s3+http://h:9000"}).storage == (
+        "s3+http://h:9000"
+    )
+    assert Settings.from_env({"OPENSAGE_STORAGE_URL": ""}).storage is None
+    assert Settings.from_env({}).storage is None
