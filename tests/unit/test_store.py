@@ -438,3 +438,23 @@ def test_tags_put_overwrite_delete(store: Store) -> None:
     store.delete_tags(arn, [])
     assert store.list_tags(arn) == {"cost": "1", "env": "prod"}
     assert store.list_tags(arn + "-other") == {}
+
+
+def test_nul_characters_in_text_columns_are_refused_alike(store: Store) -> None:
+    """PostgreSQL's text cannot hold NUL: both dialects give the same validation error."""
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:training-job/a"
+    with pytest.raises(ValidationError, match="tag value"):
+        store.put_tags(arn, {"k": "a\x00b"})
+    with pytest.raises(ValidationError, match="tag key"):
+        store.put_tags(arn, {"k\x00": "v"})
+    store.delete_tags(arn, ["k\x00"])
+    assert store.list_tags(arn) == {}
+    store.insert(resource("job-a"))
+    with pytest.raises(ValidationError, match="metric name"):
+        store.mutate(KIND, "job-a", lambda r: r, [MetricPoint("m\x00", 1.0, 1.0)])
+    with pytest.raises(ValidationError, match="metric name"):
+        store.add_points(arn, [MetricPoint("m\x00", 1.0, 1.0)])
+    job = resource("job-b")
+    job.request = {"Free": "text\x00with NUL"}  # JSON escapes it: fine on both
+    store.insert(job)
+    assert store.get(KIND, "job-b") == job

@@ -149,6 +149,8 @@ class Store:
         Metric points given here are committed in the same transaction, so a log offset stored in
         the state and the points read up to it never disagree after a crash.
         """
+        for p in points or ():
+            _text(p.name, "A metric name")
         with self._write_lock, self.engine.begin() as conn:
             row = conn.execute(
                 select(resources)
@@ -231,6 +233,9 @@ class Store:
     def put_tags(self, arn: str, new_tags: dict[str, str]) -> None:
         if not new_tags:
             return
+        for key, value in new_tags.items():
+            _text(key, "A tag key")
+            _text(value, "A tag value")
         with self._write_lock, self.engine.begin() as conn:
             if self._postgres:  # no process lock: two AddTags of one key must not collide
                 stmt = postgresql.insert(tags).values(
@@ -252,6 +257,7 @@ class Store:
             return {row.key: row.value for row in rows}
 
     def delete_tags(self, arn: str, keys: list[str]) -> None:
+        keys = [k for k in keys if "\x00" not in k]  # none is stored (put_tags refuses them)
         with self._write_lock, self.engine.begin() as conn:
             conn.execute(delete(tags).where(and_(tags.c.arn == arn, tags.c.key.in_(keys))))
 
@@ -260,6 +266,8 @@ class Store:
     def add_points(self, arn: str, points: list[MetricPoint]) -> None:
         if not points:
             return
+        for p in points:
+            _text(p.name, "A metric name")
         with self._write_lock, self.engine.begin() as conn:
             conn.execute(
                 insert(metric_points),
@@ -287,6 +295,12 @@ class Store:
                     select(func.count()).select_from(resources).where(resources.c.kind == kind)
                 ).scalar_one()
             )
+
+
+def _text(value: str, what: str) -> None:
+    """PostgreSQL's text columns cannot hold NUL: refused on every dialect, so both answer alike."""
+    if "\x00" in value:
+        raise ValidationError(f"{what} must not contain the NUL character")
 
 
 def _parse_url(url: str) -> URL:
