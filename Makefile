@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-backends lint bench bench-hosting clean
+.PHONY: install sdk-venv demo test test-backends lint bench bench-hosting clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -13,6 +13,19 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The SageMaker Python SDK v2 in a venv of its own: its pins (protobuf<7, packaging<25) clash with
+# ours, and the tests run it as a user's separate program (tests/integration/test_sagemaker_sdk.py).
+SDK_VENV := .venv-sagemaker
+SDK_STAMP := $(SDK_VENV)/.installed
+SDK_PINS := tests/integration/sagemaker-sdk-constraints.txt
+
+$(SDK_STAMP): $(SDK_PINS)
+	$(PYTHON) -m venv $(SDK_VENV)
+	$(SDK_VENV)/bin/pip install -q -c $(SDK_PINS) sagemaker
+	touch $(SDK_STAMP)
+
+sdk-venv: $(SDK_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/opensage quickstart
@@ -23,7 +36,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: lint
+test: lint $(SDK_STAMP)
 	$(BIN)/pytest -q
 
 # The integration suite again with PostgreSQL as the store and an S3 service (moto) as the
@@ -39,4 +52,4 @@ bench-hosting: $(STAMP)
 	$(BIN)/python benchmarks/bench_hosting.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info
+	rm -rf $(VENV) $(SDK_VENV) build *.egg-info src/*.egg-info

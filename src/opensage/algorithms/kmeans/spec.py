@@ -40,6 +40,9 @@ TABLE: Final = HyperparameterTable(
             auto=True,
             tunable_range=Interval(4, 10),
         ),
+        # undocumented, but the SageMaker SDK's KMeans always sends force_dense=True (to fit on
+        # Record objects); records are always read dense here, so it changes nothing
+        Hyperparameter("force_dense", Kind.BOOL, "true"),
         Hyperparameter("half_life_time_size", Kind.INT, "0", NON_NEGATIVE),
         Hyperparameter("init_method", Kind.CHOICE, "random", options=INIT_METHODS),
         Hyperparameter("local_lloyd_init_method", Kind.CHOICE, "kmeans++", options=INIT_METHODS),

@@ -1,0 +1,77 @@
+"""The SageMaker Python SDK v2, unchanged, against a real server: train with logs, deploy,
+predict, batch transform, tune and a built-in estimator with `record_set`
+(tests/integration/sagemaker_sdk_v2.py, run in the SDK's own virtual environment)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from opensage.app import EmbeddedServer
+from tests.integration.conftest import Clients, make_clients, settings_for
+
+ROOT = Path(__file__).resolve().parents[2]
+SDK_PYTHON = ROOT / ".venv-sagemaker" / "bin" / "python"
+SCRIPT = Path(__file__).with_name("sagemaker_sdk_v2.py")
+pytestmark = pytest.mark.skipif(
+    not SDK_PYTHON.exists(), reason="the SageMaker SDK's venv is missing: run `make sdk-venv`"
+)
+
+
+@pytest.fixture(scope="module")
+def sdk_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clients]:
+    home = tmp_path_factory.mktemp("opensage-home-sdk")
+    embedded = EmbeddedServer(settings_for(home, "process")).start()
+    yield make_clients(embedded.endpoint_url, "process", home)
+    embedded.stop()
+
+
+def test_the_sagemaker_sdk_runs_unchanged(sdk_server: Clients, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "OPENSAGE_"))}
+    env.update(
+        AWS_ENDPOINT_URL=sdk_server.endpoint,
+        AWS_ACCESS_KEY_ID="test",
+        AWS_SECRET_ACCESS_KEY="test",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        SAGEMAKER_SUPPRESS_V2_WARNING="1",
+        HOME=str(tmp_path),  # the SDK reads and writes its config under the home folder
+    )
+    # what an air-gapped user sets: the SDK's telemetry would call an AWS address per call
+    config = tmp_path / "sagemaker-config.yaml"
+    config.write_text(
+        "SchemaVersion: '1.0'\n"
+        "SageMaker:\n  PythonSDK:\n    Modules:\n      TelemetryOptOut: true\n"
+    )
+    env["SAGEMAKER_USER_CONFIG_OVERRIDE"] = str(config)
+    seen_file = tmp_path / "seen.json"
+    done = subprocess.run(
+        [str(SDK_PYTHON), str(SCRIPT), str(seen_file)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    seen = json.loads(seen_file.read_text())
+
+    assert seen["bucket"] == "sdk-work"
+    assert "sdk-work" in [b["Name"] for b in sdk_server.s3.list_buckets()["Buckets"]]
+    assert seen["training_status"] == "Completed"
+    assert "[0]#011train-logloss" in done.stdout or "train-logloss" in done.stdout  # logs=True
+    assert str(seen["model_data"]).startswith(f"s3://{seen['bucket']}/sdk/output/")
+    predicted = [int(p > 0.5) for p in seen["predictions"]]
+    assert sum(p == y for p, y in zip(predicted, seen["labels"], strict=True)) >= 8
+    assert seen["transform_outputs"] == ["sdk/batch-out/batch/batch.csv.out"]
+    assert seen["transform_lines"] == 100
+    assert seen["tuning_trials"] == 3
+    assert sdk_server.sagemaker.describe_training_job(TrainingJobName=seen["tuning_best"])
+    assert seen["kmeans_status"] == "Completed"
+    assert sdk_server.sagemaker.list_endpoints()["Endpoints"] == []  # delete_endpoint worked
