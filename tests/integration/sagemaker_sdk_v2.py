@@ -27,6 +27,7 @@ from sagemaker.deserializers import CSVDeserializer
 from sagemaker.estimator import Estimator
 from sagemaker.inputs import TrainingInput
 from sagemaker.serializers import CSVSerializer
+from sagemaker.sklearn import SKLearn
 from sagemaker.tuner import ContinuousParameter, HyperparameterTuner, IntegerParameter
 
 XGBOOST = sagemaker.image_uris.retrieve("xgboost", "us-east-1", version="1.7-1")
@@ -40,6 +41,101 @@ def rows(x: np.ndarray, y: np.ndarray | None = None) -> str:
     for i, features in enumerate(x):
         writer.writerow(([int(y[i])] if y is not None else []) + [f"{v:.5f}" for v in features])
     return out.getvalue()
+
+
+TRAIN_SCRIPT = """
+import argparse, glob, os
+import joblib
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+
+
+def load(channel):
+    return np.loadtxt(glob.glob(os.path.join(channel, "*.csv"))[0], delimiter=",")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--strength", type=float, default=1.0)
+    args = parser.parse_args()
+    train, test = load(os.environ["SM_CHANNEL_TRAIN"]), load(os.environ["SM_CHANNEL_VALIDATION"])
+    model = LogisticRegression(C=args.strength).fit(train[:, 1:], train[:, 0])
+    print("validation-accuracy: %.4f" % model.score(test[:, 1:], test[:, 0]))
+    joblib.dump(model, os.path.join(os.environ["SM_MODEL_DIR"], "model.joblib"))
+
+
+def model_fn(model_dir):
+    return joblib.load(os.path.join(model_dir, "model.joblib"))
+"""
+
+
+def script_mode(
+    session: sagemaker.Session,
+    bucket: str,
+    inputs: dict,
+    x: np.ndarray,
+    batch: str,
+    seen: dict[str, object],
+) -> None:
+    """A script-mode estimator (the scikit-learn framework image, a user's train.py) through the
+    same train, deploy, predict, transform and tune."""
+    with tempfile.TemporaryDirectory() as source:
+        with open(os.path.join(source, "train.py"), "w") as f:
+            f.write(TRAIN_SCRIPT)
+        estimator = SKLearn(
+            entry_point="train.py",
+            source_dir=source,
+            framework_version="1.2-1",
+            role=ROLE,
+            instance_count=1,
+            instance_type=INSTANCE,
+            output_path=f"s3://{bucket}/sdk/sklearn-output",
+            sagemaker_session=session,
+            hyperparameters={"strength": 0.5},
+            metric_definitions=[
+                {"Name": "validation:accuracy", "Regex": "validation-accuracy: ([0-9.]+)"}
+            ],
+        )
+        estimator.fit(inputs, logs=True)
+        seen["script_status"] = estimator.latest_training_job.describe()["TrainingJobStatus"]
+        predictor = estimator.deploy(
+            initial_instance_count=1,
+            instance_type=INSTANCE,
+            serializer=CSVSerializer(),
+            deserializer=CSVDeserializer(),
+        )
+        seen["script_predictions"] = [
+            float(v) for row in predictor.predict(x[300:310]) for v in row
+        ]
+        predictor.delete_endpoint()
+        transformer = estimator.transformer(
+            instance_count=1,
+            instance_type=INSTANCE,
+            output_path=f"s3://{bucket}/sdk/out/sklearn-batch",
+        )
+        transformer.transform(batch, content_type="text/csv", split_type="Line")
+        transformer.wait()
+        outputs = session.list_s3_files(bucket, "sdk/out/sklearn-batch/")
+        seen["script_transform_lines"] = sum(
+            len(session.read_s3_file(bucket, k).split()) for k in outputs
+        )
+        tuner = HyperparameterTuner(
+            estimator,
+            objective_metric_name="validation:accuracy",
+            objective_type="Maximize",
+            metric_definitions=[
+                {"Name": "validation:accuracy", "Regex": "validation-accuracy: ([0-9.]+)"}
+            ],
+            hyperparameter_ranges={
+                "strength": ContinuousParameter(0.01, 10, scaling_type="Logarithmic")
+            },
+            max_jobs=2,
+            max_parallel_jobs=1,
+            strategy="Bayesian",
+        )
+        tuner.fit(inputs)
+        tuner.wait()
+        seen["script_tuning_trials"] = len(tuner.analytics().dataframe())
 
 
 def main() -> None:
@@ -93,11 +189,11 @@ def main() -> None:
     predictor.delete_endpoint()
 
     transformer = estimator.transformer(
-        instance_count=1, instance_type=INSTANCE, output_path=f"s3://{bucket}/sdk/batch-out"
+        instance_count=1, instance_type=INSTANCE, output_path=f"s3://{bucket}/sdk/out/xgboost-batch"
     )
     transformer.transform(uris["batch"], content_type="text/csv", split_type="Line")
     transformer.wait()
-    outputs = session.list_s3_files(bucket, "sdk/batch-out/")
+    outputs = session.list_s3_files(bucket, "sdk/out/xgboost-batch/")
     seen["transform_outputs"] = outputs
     seen["transform_lines"] = sum(len(session.read_s3_file(bucket, k).split()) for k in outputs)
 
@@ -118,6 +214,8 @@ def main() -> None:
     seen["tuning_best"] = tuner.best_training_job()
     frame = tuner.analytics().dataframe()
     seen["tuning_trials"] = len(frame)
+
+    script_mode(session, bucket, inputs, x, uris["batch"], seen)
 
     kmeans = KMeans(
         role=ROLE,

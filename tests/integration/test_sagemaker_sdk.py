@@ -1,5 +1,6 @@
 """The SageMaker Python SDK v2, unchanged, against a real server: train with logs, deploy,
-predict, batch transform, tune and a built-in estimator with `record_set`
+predict, batch transform and tune, with a built-in (XGBoost) and with a script-mode estimator
+(scikit-learn), and a built-in estimator with `record_set` (K-Means)
 (tests/integration/sagemaker_sdk_v2.py, run in the SDK's own virtual environment)."""
 
 from __future__ import annotations
@@ -69,9 +70,14 @@ def test_the_sagemaker_sdk_runs_unchanged(sdk_server: Clients, tmp_path: Path) -
     assert str(seen["model_data"]).startswith(f"s3://{seen['bucket']}/sdk/output/")
     predicted = [int(p > 0.5) for p in seen["predictions"]]
     assert sum(p == y for p, y in zip(predicted, seen["labels"], strict=True)) >= 8
-    assert seen["transform_outputs"] == ["sdk/batch-out/batch/batch.csv.out"]
+    assert seen["transform_outputs"] == ["sdk/out/xgboost-batch/batch/batch.csv.out"]
     assert seen["transform_lines"] == 100
     assert seen["tuning_trials"] == 3
     assert sdk_server.sagemaker.describe_training_job(TrainingJobName=seen["tuning_best"])
     assert seen["kmeans_status"] == "Completed"
+    assert seen["script_status"] == "Completed"
+    labels = [float(v) for v in seen["labels"]]
+    assert sum(p == y for p, y in zip(seen["script_predictions"], labels, strict=True)) >= 8
+    assert seen["script_transform_lines"] == 100
+    assert seen["script_tuning_trials"] == 2
     assert sdk_server.sagemaker.list_endpoints()["Endpoints"] == []  # delete_endpoint worked
