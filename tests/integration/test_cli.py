@@ -175,3 +175,53 @@ def test_images_commands(tmp_path: Path) -> None:
     code, out = opensage("images", "load", str(tmp_path / "missing.tar"), home=home)
     assert code == 1
     assert "does not exist" in out
+
+
+def test_resource_commands_and_invoke(server: Clients) -> None:
+    if server.runtime != "process":
+        pytest.skip("the CLI reads the API alike under both runtimes")
+    from tests.integration.hosting import delete, deploy, variant, xgboost_model
+
+    model = xgboost_model(server, "cli-model")
+    config = deploy(server, "cli-endpoint", [variant(model)])
+    try:
+        code, output = opensage("endpoints", "list", endpoint=server.endpoint)
+        assert code == 0
+        header, row = output.splitlines()[:2]
+        assert header.split() == ["NAME", "STATUS", "CREATED", "MODIFIED"]
+        assert row.split()[:2] == ["cli-endpoint", "InService"]
+        code, output = opensage("endpoints", "describe", "cli-endpoint", endpoint=server.endpoint)
+        assert json.loads(output)["EndpointConfigName"] == config
+        code, output = opensage(
+            "endpoints", "invoke", "cli-endpoint", "--body", "3,0,0,0,0", endpoint=server.endpoint
+        )
+        assert code == 0
+        assert float(output.strip()) > 0.5
+        code, output = opensage("models", "list", endpoint=server.endpoint)
+        assert [line.split()[0] for line in output.splitlines()] == ["NAME", "cli-model"]
+        code, output = opensage("endpoint-configs", "list", "--name-contains", "cli-endpoint",
+                                endpoint=server.endpoint)  # fmt: skip
+        assert [line.split()[0] for line in output.splitlines()] == ["NAME", config]
+        code, output = opensage("transforms", "list", endpoint=server.endpoint)
+        assert (code, output.strip()) == (0, "No batch transform jobs.")
+        code, output = opensage("endpoints", "invoke", "missing", "--body", "1",
+                                endpoint=server.endpoint)  # fmt: skip
+        assert code == 1
+        assert output.strip() == (
+            "opensage: ValidationError: Endpoint missing of account 123456789012 not found."
+        )
+        assert "Traceback" not in output
+    finally:
+        delete(server, "cli-endpoint")
+
+
+def test_jobs_logs_follow_prints_until_the_job_ends(server: Clients) -> None:
+    if server.runtime != "process":
+        pytest.skip("the CLI reads the API alike under both runtimes")
+    script = "import time; [(print('line', i, flush=True), time.sleep(0.5)) for i in range(3)]"
+    python_job(server, "cli-follow", script)
+    code, output = opensage("jobs", "logs", "--follow", "cli-follow", endpoint=server.endpoint)
+    assert code == 0
+    lines = output.splitlines()
+    assert lines[:3] == ["line 0", "line 1", "line 2"]
+    assert lines[-1] == "cli-follow: Completed"

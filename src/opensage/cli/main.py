@@ -1,5 +1,6 @@
-"""`opensage server | jobs list|describe|logs|stop | tuning list|describe | images load|list|rm |
-quickstart`.
+"""`opensage server | jobs list|describe|logs [--follow]|stop | tuning list|describe |
+models|endpoint-configs|endpoints|transforms list|describe | endpoints invoke |
+images load|list|rm | quickstart`.
 
 Errors are usage messages, never tracebacks: a server that cannot be reached, a job that does
 not exist, a refused bind address all end with one line on stderr and exit status 1 or 2.
@@ -64,6 +65,26 @@ def _parser() -> argparse.ArgumentParser:
         sub = jobs.add_parser(name, help=text)
         sub.add_argument("name")
         sub.set_defaults(run=run)
+        if name == "logs":
+            sub.add_argument("--follow", "-f", action="store_true", help="until the job ends")
+
+    from opensage.cli.resources import KINDS
+
+    for kind in KINDS:
+        group = commands.add_parser(kind.command, help=kind.help).add_subparsers(title=kind.command)
+        listing = group.add_parser("list", help=f"list {kind.help}, newest first")
+        listing.add_argument("--name-contains")
+        listing.set_defaults(run=_resource_list, kind=kind)
+        describe = group.add_parser("describe", help="print its Describe as JSON")
+        describe.add_argument("name")
+        describe.set_defaults(run=_resource_describe, kind=kind)
+        if kind.command == "endpoints":
+            invoke = group.add_parser("invoke", help="send one request, print the answer")
+            invoke.add_argument("name")
+            invoke.add_argument("--body", required=True, help="the request, or @FILE")
+            invoke.add_argument("--content-type", default="text/csv")
+            invoke.add_argument("--accept")
+            invoke.set_defaults(run=_endpoints_invoke)
 
     tuning = commands.add_parser("tuning", help="hyperparameter tuning jobs").add_subparsers(
         title="tuning"
@@ -145,9 +166,27 @@ def _jobs_describe(args: argparse.Namespace) -> None:
 
 
 def _jobs_logs(args: argparse.Namespace) -> None:
+    from opensage.cli.resources import follow_logs
     from opensage.sdk.logs import LogTailer
 
-    LogTailer(_client("logs"), args.name).flush()
+    if args.follow:
+        follow_logs(_client("sagemaker"), _client("logs"), args.name)
+    else:
+        LogTailer(_client("logs"), args.name).flush()
+
+
+def _resource_list(args: argparse.Namespace) -> None:
+    args.kind.list(_client("sagemaker"), args.name_contains)
+
+
+def _resource_describe(args: argparse.Namespace) -> None:
+    args.kind.describe(_client("sagemaker"), args.name)
+
+
+def _endpoints_invoke(args: argparse.Namespace) -> None:
+    from opensage.cli.resources import invoke
+
+    invoke(_client("sagemaker-runtime"), args.name, args.body, args.content_type, args.accept)
 
 
 def _jobs_stop(args: argparse.Namespace) -> None:
