@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 
 from opensage.app import EmbeddedServer
 from opensage.errors import ValidationError
+from opensage.storage import S3Uri
 from opensage.storage.base import validate_bucket, validate_key
-from tests.integration.conftest import Clients, make_clients, settings_for
+from tests.integration.conftest import Clients, make_clients, settings_for, storage_for
 
 SEGMENTS = [
     "..", ".", "", "a", "etc", "passwd", "\x00", "%00", "%2e%2e", "%2E%2e", "%2F", "..%2F..",
@@ -106,4 +107,4 @@ def test_hostile_names_never_touch_a_file_outside_the_root(
     new = files_under(root) - before
     assert all(allowed(p, home) for p in new), sorted(map(str, new))
     assert (root / "outside.txt").read_text() == "untouched"
-    assert (home / "storage" / "data" / "inside" / "ok.txt").read_bytes() == b"ok"
+    assert storage_for(home).get_bytes(S3Uri("data", "inside/ok.txt")) == b"ok"
