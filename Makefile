@@ -40,9 +40,11 @@ test: lint $(SDK_STAMP)
 	$(BIN)/pytest -q
 
 # The integration suite again with PostgreSQL as the store and an S3 service (moto) as the
-# storage, each started by the tests (tests/backends.py; PostgreSQL's initdb must be on PATH).
+# storage, each started by the tests (tests/backends.py; PostgreSQL's initdb must be on PATH),
+# under the process runtime only: the runtimes are covered by `make test`.
 test-backends: $(STAMP)
-	OPENSAGE_TEST_BACKENDS=postgres,s3 $(BIN)/pytest -q -p no:cacheprovider tests/integration
+	OPENSAGE_TEST_BACKENDS=postgres,s3 OPENSAGE_TEST_RUNTIMES=process \
+	  $(BIN)/pytest -q -p no:cacheprovider tests/integration
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_training.py

@@ -114,7 +114,12 @@ has_bwrap = shutil.which("bwrap") is not None
 needs_bwrap = pytest.mark.skipif(not has_bwrap, reason="bubblewrap is not installed")
 
 
-@pytest.fixture(scope="module", params=["sandbox", "process"])
+# The runtimes the `server` fixture runs each test under. The backends run (make test-backends)
+# takes the process runtime alone: it tests the store and the storage, which do not depend on it.
+RUNTIMES = os.environ.get("OPENSAGE_TEST_RUNTIMES", "sandbox,process").split(",")
+
+
+@pytest.fixture(scope="module", params=RUNTIMES)
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Clients]:
