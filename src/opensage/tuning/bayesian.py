@@ -9,7 +9,7 @@ The surrogate:
   log expected improvement, and q-batch log EI over the running trials, so the trials of one
   parallel wave do not pile onto one spot), as SageMaker's own Bayesian search is. Optuna builds
   it on PyTorch, the `deep` extra; on the tuning benchmark's bowl it reaches 1 % of the optimum
-  in a median 11 trials where TPE needs 14 and Random 21.5 (benchmarks/RESULTS.md).
+  in a median 11 trials where TPE needs 13 and Random 24 (benchmarks/RESULTS.md).
 - without PyTorch, Optuna's TPE, multivariate (one joint density over all parameters, so
   interactions are modelled) with the constant liar (running trials count as bad points).
   `SURROGATE` says which one this process uses; a job's suggestions are reproducible on one
