@@ -7,7 +7,7 @@ two must give the same answers.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -222,31 +222,41 @@ def test_mutate_missing_resource_returns_none(store: Store) -> None:
     assert called == []
 
 
-def test_concurrent_mutations_never_lose_an_update(store: Store) -> None:
-    """Many threads read-modify-write one row: every increment survives (no lost update)."""
-    store.insert(resource("job-a"))
-    threads, rounds = 8, 25
-    start = threading.Barrier(threads)
+def run_together(count: int, work: Callable[[int], object]) -> None:
+    """Run work(0) .. work(count - 1) on as many threads, released at once by a barrier; a
+    thread's failure fails the caller."""
+    start = threading.Barrier(count)
     errors: list[BaseException] = []
-
-    def bump(r: Resource) -> Resource:
-        r.state["Count"] = r.state.get("Count", 0) + 1
-        return r
 
     def worker(index: int) -> None:
         try:
             start.wait()
-            for i in range(rounds):
-                store.mutate(KIND, "job-a", bump, [MetricPoint("m", float(index), float(i))])
-        except BaseException as exc:  # reported below: a thread's failure must fail the test
+            work(index)
+        except BaseException as exc:  # re-raised below: a thread's failure must fail the test
             errors.append(exc)
 
-    workers = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+    workers = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
     for w in workers:
         w.start()
     for w in workers:
         w.join()
     assert errors == []
+
+
+def test_concurrent_mutations_never_lose_an_update(store: Store) -> None:
+    """Many threads read-modify-write one row: every increment survives (no lost update)."""
+    store.insert(resource("job-a"))
+    threads, rounds = 8, 25
+
+    def bump(r: Resource) -> Resource:
+        r.state["Count"] = r.state.get("Count", 0) + 1
+        return r
+
+    def work(index: int) -> None:
+        for i in range(rounds):
+            store.mutate(KIND, "job-a", bump, [MetricPoint("m", float(index), float(i))])
+
+    run_together(threads, work)
     stored = store.get(KIND, "job-a")
     assert stored is not None
     assert stored.state["Count"] == threads * rounds
@@ -255,18 +265,8 @@ def test_concurrent_mutations_never_lose_an_update(store: Store) -> None:
 
 def test_concurrent_inserts_of_one_name_admit_exactly_one(store: Store) -> None:
     threads = 8
-    start = threading.Barrier(threads)
     results: list[bool] = []
-
-    def worker() -> None:
-        start.wait()
-        results.append(store.insert(resource("job-a")))
-
-    workers = [threading.Thread(target=worker) for _ in range(threads)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
+    run_together(threads, lambda _: results.append(store.insert(resource("job-a"))))
     assert sorted(results) == [False] * (threads - 1) + [True]
     assert store.count(KIND) == 1
 
@@ -274,23 +274,12 @@ def test_concurrent_inserts_of_one_name_admit_exactly_one(store: Store) -> None:
 def test_concurrent_tag_writes_of_one_key_keep_one_value(store: Store) -> None:
     arn = "arn:aws:sagemaker:us-east-1:123456789012:training-job/a"
     threads = 8
-    start = threading.Barrier(threads)
-    errors: list[BaseException] = []
 
-    def worker(index: int) -> None:
-        try:
-            start.wait()
-            for _ in range(10):
-                store.put_tags(arn, {"team": f"t{index}", f"own{index}": "x"})
-        except BaseException as exc:
-            errors.append(exc)
+    def work(index: int) -> None:
+        for _ in range(10):
+            store.put_tags(arn, {"team": f"t{index}", f"own{index}": "x"})
 
-    workers = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    assert errors == []
+    run_together(threads, work)
     stored = store.list_tags(arn)
     assert stored["team"] in {f"t{i}" for i in range(threads)}
     assert {k for k in stored if k.startswith("own")} == {f"own{i}" for i in range(threads)}
