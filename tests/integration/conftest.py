@@ -135,6 +135,42 @@ def server(
     embedded.stop()
 
 
+@pytest.fixture(scope="module")
+def process_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clients]:
+    """One server under the process runtime, for a module whose tests do not depend on the
+    runtime (the S3 API, the AWS CLI, the SDKs, the README's snippets); no buckets made."""
+    home = tmp_path_factory.mktemp("opensage-home-process")
+    embedded = EmbeddedServer(settings_for(home, "process")).start()
+    yield make_clients(embedded.endpoint_url, "process", home)
+    embedded.stop()
+
+
+def aws_user_env(home: Path, endpoint: str | None = None) -> dict[str, str]:
+    """The environment of a user's AWS program: this one's without AWS_* or OPENSAGE_*,
+    throwaway credentials, no AWS config files, HOME at `home`, and the SageMaker SDK's telemetry
+    off (an air-gapped user's setting: it would call AWS). With `endpoint`, AWS_ENDPOINT_URL
+    points every client at it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "OPENSAGE_"))}
+    config = home / "sagemaker-config.yaml"
+    config.write_text(
+        "SchemaVersion: '1.0'\n"
+        "SageMaker:\n  PythonSDK:\n    Modules:\n      TelemetryOptOut: true\n"
+    )
+    env.update(
+        AWS_ACCESS_KEY_ID="test",
+        AWS_SECRET_ACCESS_KEY="test",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        HOME=str(home),
+        SAGEMAKER_USER_CONFIG_OVERRIDE=str(config),
+        SAGEMAKER_SUPPRESS_V2_WARNING="1",
+    )
+    if endpoint is not None:
+        env["AWS_ENDPOINT_URL"] = endpoint
+    return env
+
+
 def wait_for(
     check: Callable[[], Any], timeout: float = 60.0, interval: float = 0.05, what: str = ""
 ) -> Any:

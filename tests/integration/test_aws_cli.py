@@ -10,21 +10,12 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from opensage.app import EmbeddedServer
-from tests.integration.conftest import (
-    PYTHON_IMAGE,
-    ROLE,
-    Clients,
-    log_messages,
-    make_clients,
-    settings_for,
-)
+from tests.integration.conftest import PYTHON_IMAGE, ROLE, Clients, aws_user_env, log_messages
 from tests.integration.hosting import delete, deploy, variant, xgboost_model
 
 AWS = shutil.which("aws", path=str(Path(sys.executable).parent)) or shutil.which("aws")
@@ -32,30 +23,16 @@ pytestmark = pytest.mark.skipif(AWS is None, reason="the AWS CLI (pip awscli) is
 
 
 @pytest.fixture(scope="module")
-def cli_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clients]:
-    home = tmp_path_factory.mktemp("opensage-home-cli")
-    embedded = EmbeddedServer(settings_for(home, "process")).start()
-    clients = make_clients(embedded.endpoint_url, "process", home)
-    clients.s3.create_bucket(Bucket="data")
-    yield clients
-    embedded.stop()
+def cli_server(process_server: Clients) -> Clients:
+    process_server.s3.create_bucket(Bucket="data")
+    return process_server
 
 
 def aws(server: Clients, *args: str, cwd: Path | None = None) -> str:
     """Run `aws --endpoint-url <server> ARGS` with throwaway credentials; its stdout."""
     assert AWS is not None
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("AWS_") and key != "OPENSAGE_HOME"
-    }
-    env.update(
-        AWS_ACCESS_KEY_ID="test",
-        AWS_SECRET_ACCESS_KEY="test",
-        AWS_DEFAULT_REGION="us-east-1",
-        AWS_CONFIG_FILE=os.devnull,
-        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
-    )
+    assert server.home is not None
+    env = aws_user_env(server.home)  # no AWS_ENDPOINT_URL: the flag alone must find the server
     done = subprocess.run(
         [AWS, "--endpoint-url", server.endpoint, *args],
         env=env,

@@ -7,13 +7,11 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from opensage.app import EmbeddedServer
-from tests.integration.conftest import Clients, make_clients, settings_for
+from tests.integration.conftest import Clients, aws_user_env
 
 ROOT = Path(__file__).resolve().parents[2]
 SDK_PYTHON = ROOT / ".venv-sagemaker" / "bin" / "python"
@@ -45,33 +43,13 @@ def snippets() -> dict[str, str]:
     return {name: code for name, _lang, code in SNIPPET.findall((ROOT / "README.md").read_text())}
 
 
-@pytest.fixture(scope="module")
-def readme_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clients]:
-    home = tmp_path_factory.mktemp("opensage-home-readme")
-    embedded = EmbeddedServer(settings_for(home, "process")).start()
-    yield make_clients(embedded.endpoint_url, "process", home)
-    embedded.stop()
-
-
 def run(command: list[str], server: Clients, cwd: Path) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "OPENSAGE_"))}
-    config = cwd / "sagemaker-config.yaml"
-    config.write_text(
-        "SchemaVersion: '1.0'\n"
-        "SageMaker:\n  PythonSDK:\n    Modules:\n      TelemetryOptOut: true\n"
-    )
-    env.update(
-        AWS_ENDPOINT_URL=server.endpoint,
-        AWS_DEFAULT_REGION="us-east-1",
+    env = aws_user_env(cwd, server.endpoint)
+    env.update(  # the README's exports: any credentials do
         AWS_ACCESS_KEY_ID="x",
         AWS_SECRET_ACCESS_KEY="x",
-        AWS_CONFIG_FILE=os.devnull,
-        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
-        HOME=str(cwd),
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
         OPENSAGE_ENDPOINT=server.endpoint,
-        SAGEMAKER_USER_CONFIG_OVERRIDE=str(config),
-        SAGEMAKER_SUPPRESS_V2_WARNING="1",
     )
     done = subprocess.run(
         command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False
@@ -80,22 +58,22 @@ def run(command: list[str], server: Clients, cwd: Path) -> str:
     return done.stdout
 
 
-def test_the_three_ways_in_run_as_written(readme_server: Clients, tmp_path: Path) -> None:
+def test_the_four_ways_in_run_as_written(process_server: Clients, tmp_path: Path) -> None:
     code = snippets()
     assert set(code) == {"cli", "boto3", "sagemaker", "opensage"}
     # the CLI snippet's export points at the default port; the test's server has its own
     cli = code["cli"].replace("export AWS_ENDPOINT_URL=http://127.0.0.1:8080 ", "export ")
-    listing = run(["bash", "-euo", "pipefail", "-c", cli], readme_server, tmp_path)
+    listing = run(["bash", "-euo", "pipefail", "-c", cli], process_server, tmp_path)
     assert "rows.csv" in listing
     assert '"TrainingJobSummaries": []' in listing
 
-    printed = run([sys.executable, "-c", code["boto3"]], readme_server, tmp_path)
+    printed = run([sys.executable, "-c", code["boto3"]], process_server, tmp_path)
     assert printed.splitlines() == ["['data/more.csv', 'data/rows.csv']", "[]"]
 
     (tmp_path / "train.py").write_text(TRAIN_PY)
     (tmp_path / "train").mkdir()
     (tmp_path / "train" / "rows.csv").write_text("1,2\n")
-    printed = run([sys.executable, "-c", code["opensage"]], readme_server, tmp_path)
+    printed = run([sys.executable, "-c", code["opensage"]], process_server, tmp_path)
     lines = printed.strip().splitlines()
     model_data, progress, prediction = lines[-3:]
     assert progress == "-!"  # deploy's progress dots, as the SageMaker SDK prints them
@@ -105,7 +83,7 @@ def test_the_three_ways_in_run_as_written(readme_server: Clients, tmp_path: Path
 
     if not SDK_PYTHON.exists():
         pytest.skip("the SageMaker SDK's venv is missing: run `make sdk-venv`")
-    printed = run([str(SDK_PYTHON), "-c", code["sagemaker"]], readme_server, tmp_path)
+    printed = run([str(SDK_PYTHON), "-c", code["sagemaker"]], process_server, tmp_path)
     assert printed.strip().splitlines()[-1].startswith("s3://my-bucket/")
-    jobs = readme_server.sagemaker.list_training_jobs()["TrainingJobSummaries"]
+    jobs = process_server.sagemaker.list_training_jobs()["TrainingJobSummaries"]
     assert [j["TrainingJobStatus"] for j in jobs] == ["Completed", "Completed"]  # both SDKs

@@ -15,26 +15,16 @@ import pytest
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
-from opensage.app import EmbeddedServer
-from tests.integration.conftest import Clients, make_clients, settings_for
+from tests.integration.conftest import Clients
 
 MIB = 1024 * 1024
 SMALL_PARTS = TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB)
 
 
-@pytest.fixture(scope="module")
-def s3server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clients]:
-    """One server for the file: S3 does not depend on the training runtime."""
-    home = tmp_path_factory.mktemp("opensage-home-s3")
-    embedded = EmbeddedServer(settings_for(home, "process")).start()
-    yield make_clients(embedded.endpoint_url, "process", home)
-    embedded.stop()
-
-
 @pytest.fixture
-def s3(s3server: Clients, request: pytest.FixtureRequest) -> Iterator[Any]:
+def s3(process_server: Clients, request: pytest.FixtureRequest) -> Iterator[Any]:
     """A fresh bucket per test, named after it, emptied and deleted afterwards."""
-    client = s3server.s3
+    client = process_server.s3
     bucket = request.node.name.replace("_", "-")[:50].strip("-").lower()
     client.create_bucket(Bucket=bucket)
     client.bucket = bucket
@@ -49,8 +39,8 @@ def code_of(info: pytest.ExceptionInfo[ClientError]) -> str:
     return str(info.value.response["Error"]["Code"])
 
 
-def test_buckets_are_created_listed_and_only_deleted_when_empty(s3server: Clients) -> None:
-    client = s3server.s3
+def test_buckets_are_created_listed_and_only_deleted_when_empty(process_server: Clients) -> None:
+    client = process_server.s3
     client.create_bucket(Bucket="short-lived")
     assert "short-lived" in [b["Name"] for b in client.list_buckets()["Buckets"]]
     client.head_bucket(Bucket="short-lived")
@@ -219,9 +209,9 @@ def test_multipart_mistakes_get_s3s_errors_and_store_nothing(s3: Any) -> None:
 
 
 def test_sts_answers_the_account_and_aws_endpoint_url_alone_finds_it(
-    s3server: Clients, monkeypatch: pytest.MonkeyPatch
+    process_server: Clients, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("AWS_ENDPOINT_URL", s3server.endpoint)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", process_server.endpoint)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDOPENSAGE")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")

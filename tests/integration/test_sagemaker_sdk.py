@@ -6,15 +6,12 @@ predict, batch transform and tune, with a built-in (XGBoost) and with a script-m
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from opensage.app import EmbeddedServer
-from tests.integration.conftest import Clients, make_clients, settings_for
+from tests.integration.conftest import Clients, aws_user_env
 
 ROOT = Path(__file__).resolve().parents[2]
 SDK_PYTHON = ROOT / ".venv-sagemaker" / "bin" / "python"
@@ -24,33 +21,8 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@pytest.fixture(scope="module")
-def sdk_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clients]:
-    home = tmp_path_factory.mktemp("opensage-home-sdk")
-    embedded = EmbeddedServer(settings_for(home, "process")).start()
-    yield make_clients(embedded.endpoint_url, "process", home)
-    embedded.stop()
-
-
-def test_the_sagemaker_sdk_runs_unchanged(sdk_server: Clients, tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "OPENSAGE_"))}
-    env.update(
-        AWS_ENDPOINT_URL=sdk_server.endpoint,
-        AWS_ACCESS_KEY_ID="test",
-        AWS_SECRET_ACCESS_KEY="test",
-        AWS_DEFAULT_REGION="us-east-1",
-        AWS_CONFIG_FILE=os.devnull,
-        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
-        SAGEMAKER_SUPPRESS_V2_WARNING="1",
-        HOME=str(tmp_path),  # the SDK reads and writes its config under the home folder
-    )
-    # what an air-gapped user sets: the SDK's telemetry would call an AWS address per call
-    config = tmp_path / "sagemaker-config.yaml"
-    config.write_text(
-        "SchemaVersion: '1.0'\n"
-        "SageMaker:\n  PythonSDK:\n    Modules:\n      TelemetryOptOut: true\n"
-    )
-    env["SAGEMAKER_USER_CONFIG_OVERRIDE"] = str(config)
+def test_the_sagemaker_sdk_runs_unchanged(process_server: Clients, tmp_path: Path) -> None:
+    env = aws_user_env(tmp_path, process_server.endpoint)
     seen_file = tmp_path / "seen.json"
     done = subprocess.run(
         [str(SDK_PYTHON), str(SCRIPT), str(seen_file)],
@@ -64,7 +36,7 @@ def test_the_sagemaker_sdk_runs_unchanged(sdk_server: Clients, tmp_path: Path) -
     seen = json.loads(seen_file.read_text())
 
     assert seen["bucket"] == "sdk-work"
-    assert "sdk-work" in [b["Name"] for b in sdk_server.s3.list_buckets()["Buckets"]]
+    assert "sdk-work" in [b["Name"] for b in process_server.s3.list_buckets()["Buckets"]]
     assert seen["training_status"] == "Completed"
     assert "[0]#011train-logloss" in done.stdout or "train-logloss" in done.stdout  # logs=True
     assert str(seen["model_data"]).startswith(f"s3://{seen['bucket']}/sdk/output/")
@@ -73,11 +45,11 @@ def test_the_sagemaker_sdk_runs_unchanged(sdk_server: Clients, tmp_path: Path) -
     assert seen["transform_outputs"] == ["sdk/out/xgboost-batch/batch/batch.csv.out"]
     assert seen["transform_lines"] == 100
     assert seen["tuning_trials"] == 3
-    assert sdk_server.sagemaker.describe_training_job(TrainingJobName=seen["tuning_best"])
+    assert process_server.sagemaker.describe_training_job(TrainingJobName=seen["tuning_best"])
     assert seen["kmeans_status"] == "Completed"
     assert seen["script_status"] == "Completed"
     labels = [float(v) for v in seen["labels"]]
     assert sum(p == y for p, y in zip(seen["script_predictions"], labels, strict=True)) >= 8
     assert seen["script_transform_lines"] == 100
     assert seen["script_tuning_trials"] == 2
-    assert sdk_server.sagemaker.list_endpoints()["Endpoints"] == []  # delete_endpoint worked
+    assert process_server.sagemaker.list_endpoints()["Endpoints"] == []  # delete_endpoint worked
