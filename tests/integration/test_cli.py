@@ -211,6 +211,12 @@ def test_resource_commands_and_invoke(server: Clients) -> None:
             "opensage: ValidationError: Endpoint missing of account 123456789012 not found."
         )
         assert "Traceback" not in output
+        code, output = opensage("endpoints", "invoke", "cli-endpoint", "--body", "@/no/such.csv",
+                                endpoint=server.endpoint)  # fmt: skip
+        assert (code, output.strip()) == (
+            1,
+            "opensage: Cannot read the request body /no/such.csv: No such file or directory",
+        )
     finally:
         delete(server, "cli-endpoint")
 

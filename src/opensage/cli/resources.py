@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from opensage.cli.tables import table
+from opensage.errors import ValidationError
 from opensage.sdk.logs import LogTailer
 
 FINAL = {"Completed", "Failed", "Stopped"}
@@ -97,7 +98,10 @@ KINDS = (
 def invoke(runtime: Any, name: str, body: str, content_type: str, accept: str | None) -> None:
     """Send BODY (or the file named by @PATH) to the endpoint and print its answer: text as
     text, anything else as raw bytes on stdout."""
-    data = Path(body[1:]).read_bytes() if body.startswith("@") else body.encode()
+    try:
+        data = Path(body[1:]).read_bytes() if body.startswith("@") else body.encode()
+    except OSError as exc:
+        raise ValidationError(f"Cannot read the request body {body[1:]}: {exc.strerror}") from exc
     kwargs: dict[str, Any] = {"EndpointName": name, "ContentType": content_type, "Body": data}
     if accept:
         kwargs["Accept"] = accept
