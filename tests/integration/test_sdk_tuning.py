@@ -90,7 +90,9 @@ def load_booster(server: Clients, uri: str) -> xgboost.Booster:
         return booster
 
 
-def test_xgboost_tuning_best_job_analytics_and_deploy(server: Clients, session: Session) -> None:
+def test_xgboost_tuning_best_job_analytics_and_deploy(
+    server: Clients, session: Session, capsys: pytest.CaptureFixture[str]
+) -> None:
     x, y = load_diabetes(return_X_y=True)
     server.s3.put_object(Bucket="data", Key="sdk-tuning/train/d.csv", Body=csv(x[:120], y[:120]))
     server.s3.put_object(
@@ -126,6 +128,9 @@ def test_xgboost_tuning_best_job_analytics_and_deploy(server: Clients, session: 
     desc = tuner.describe()
     assert desc["HyperParameterTuningJobStatus"] == "Completed"
     assert desc["TrainingJobStatusCounters"]["Completed"] == 4
+    bar = capsys.readouterr().out  # the wait's bar, final state: every trial ended, the best
+    assert f"Tuning job {name}" in bar
+    assert "4/4 Completed, 0 running, best validation:rmse" in bar
     definition = desc["TrainingJobDefinition"]
     assert definition["StaticHyperParameters"] == {
         "objective": "reg:squarederror",

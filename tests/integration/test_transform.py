@@ -908,9 +908,12 @@ def test_list_transform_jobs(server: Clients, echo: str) -> None:
 # --- the SDK and a built-in model -----------------------------------------------------------
 
 
-def test_sdk_model_transformer(server: Clients, tmp_path: Path) -> None:
-    """Model.transformer().transform() runs a job and waits for it; the output is where
-    transformer.output_path says. A failed job raises UnexpectedStatusError with its reason."""
+def test_sdk_model_transformer(
+    server: Clients, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Model.transformer().transform() runs a job and waits for it, with a bar of the objects
+    done; the output is where transformer.output_path says. A failed job raises
+    UnexpectedStatusError with its reason."""
     session = Session(endpoint_url=server.endpoint)
     script = tmp_path / "echo.py"
     script.write_text(textwrap.dedent(ECHO))
@@ -927,6 +930,12 @@ def test_sdk_model_transformer(server: Clients, tmp_path: Path) -> None:
     body = server.s3.get_object(Bucket=bucket, Key=f"{prefix}/rows.csv.out")["Body"].read()
     assert body == expected_output(csv_rows(1, 4), "Line", "SingleRecord", "Line", csv_answer)
     assert transformer.describe()["TransformJobStatus"] == "Completed"
+    job = transformer.latest_transform_job
+    assert job is not None
+    assert re.fullmatch(r"python-\d{4}(-\d\d){5}-\d{3}", job.job_name)  # the image names it
+    bar = capsys.readouterr().out
+    assert f"Transform job {job.job_name}" in bar
+    assert "1/1 Completed" in bar
 
     failing = model.transformer(1, "ml.m5.large", output_path="s3://data/sdk/bad-out", accept=CSV)
     with pytest.raises(UnexpectedStatusError) as info:
@@ -934,6 +943,7 @@ def test_sdk_model_transformer(server: Clients, tmp_path: Path) -> None:
     assert info.value.status == "Failed"
     assert "s3://data/sdk/bad/rows.csv" in str(info.value)
     assert "not all numbers" in str(info.value)
+    assert "0/1 Failed" in capsys.readouterr().out
 
 
 def test_xgboost_model_matches_the_booster(server: Clients) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 from opensage.sdk.errors import UnexpectedStatusError
 from opensage.sdk.logs import TRANSFORM_GROUP, LogTailer
 from opensage.sdk.naming import unique_name
+from opensage.sdk.progress import Bar, TransformOutputs
 from opensage.sdk.session import Session
 
 IN_PROGRESS = {"InProgress", "Stopping"}
@@ -94,7 +95,7 @@ class Transformer:
     ) -> None:
         """Start a transform job over `data` (an S3 prefix or manifest); with `wait`, follow it
         to its end and raise unless it completed."""
-        name = job_name or unique_name(self.base_transform_job_name, self.model_name, "transform")
+        name = job_name or unique_name(self.base_transform_job_name, self._image(), "transform")
         if self.output_path is None:  # the SDK's default: the default bucket, under the job name
             self.output_path = f"s3://{self.session.default_bucket()}/{name}"
         transform_input: dict[str, Any] = {
@@ -137,6 +138,16 @@ class Transformer:
         if wait:
             self.wait(logs=logs)
 
+    def _image(self) -> str:
+        """The model's (first) image, whose repository names the job as in the SDK; the model's
+        name when it has none to read."""
+        try:
+            model = self.session.sagemaker_client.describe_model(ModelName=self.model_name)
+        except self.session.sagemaker_client.exceptions.ClientError:
+            return self.model_name
+        container = model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0]
+        return str(container.get("Image", self.model_name))
+
     def _job(self) -> TransformJob:
         if self.latest_transform_job is None:
             raise ValueError("No transform job yet: call transform() first")
@@ -146,23 +157,24 @@ class Transformer:
         return self._job().describe()
 
     def wait(self, logs: bool = True, poll: float = 0.5) -> dict[str, Any]:
-        """Follow the job to its end, printing its model servers' logs (or a dot per poll, as
-        the SDK does); raise with the FailureReason if it failed."""
+        """Follow the job to its end with a bar of its objects done (and its model servers'
+        logs above it); raise with the FailureReason if it failed."""
         job = self._job()
+        desc = job.describe()
         tailer = (
             LogTailer(self.session.logs_client, job.job_name, TRANSFORM_GROUP) if logs else None
         )
-        while True:
-            desc = job.describe()
-            if tailer:
-                tailer.flush()
-            if desc["TransformJobStatus"] not in IN_PROGRESS:
-                break
-            if not tailer:
-                print(".", end="", flush=True, file=sys.stdout)
-            time.sleep(poll)
-        if not tailer:
-            print("!", flush=True)
+        outputs = TransformOutputs(self.session.s3_client, desc)
+        with Bar(f"Transform job {job.job_name}", outputs.total) as bar:
+            while True:
+                if tailer:
+                    tailer.flush()
+                ended = desc["TransformJobStatus"] not in IN_PROGRESS
+                bar.update(outputs.count(force=ended), desc["TransformJobStatus"])
+                if ended:
+                    break
+                time.sleep(poll)
+                desc = job.describe()
         if desc["TransformJobStatus"] == "Stopped":  # the SDK warns, it does not raise
             print(f"Transform job {job.job_name} was stopped.", file=sys.stderr, flush=True)
         elif desc["TransformJobStatus"] != "Completed":

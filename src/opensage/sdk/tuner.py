@@ -32,6 +32,7 @@ from opensage.sdk.deserializers import BaseDeserializer
 from opensage.sdk.errors import UnexpectedStatusError
 from opensage.sdk.estimator import Estimator, TrainingInput
 from opensage.sdk.predictor import Predictor
+from opensage.sdk.progress import Bar, tuning_counts
 from opensage.sdk.serializers import BaseSerializer
 from opensage.sdk.session import Session
 
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
 
 IN_PROGRESS = {"InProgress", "Stopping"}
 SUCCEEDED = {"Completed", "Stopped"}
-STATUS_CODES = {"Completed": "!", "InProgress": ".", "Failed": "*", "Stopped": "s", "Stopping": "_"}
 GRID = "Grid"
 
 
@@ -163,16 +163,18 @@ class TuningJob:
         client.stop_hyper_parameter_tuning_job(HyperParameterTuningJobName=self.name)
 
     def wait(self, poll: float = 0.5) -> dict[str, Any]:
-        """Poll until the job ends, printing the SDK's status codes (a `.` per poll while in
-        progress); raise unless it Completed or was Stopped, as the SDK does."""
-        while True:
-            desc = self.describe()
-            status = desc["HyperParameterTuningJobStatus"]
-            print(STATUS_CODES.get(status, "?"), end="", flush=True)
-            if status not in IN_PROGRESS:
-                break
-            time.sleep(poll)
-        print(flush=True)
+        """Poll until the job ends, with a bar of the trials that ended out of the budget;
+        raise unless it Completed or was Stopped, as the SDK does."""
+        desc = self.describe()
+        with Bar(f"Tuning job {self.name}", tuning_counts(desc)[1]) as bar:
+            while True:
+                status = desc["HyperParameterTuningJobStatus"]
+                ended, budget, detail = tuning_counts(desc)
+                bar.update(ended, f"{status}, {detail}", total=budget)
+                if status not in IN_PROGRESS:
+                    break
+                time.sleep(poll)
+                desc = self.describe()
         if status not in SUCCEEDED:
             reason = desc.get("FailureReason", "(no reason given)")
             raise UnexpectedStatusError(
