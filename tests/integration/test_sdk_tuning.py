@@ -114,12 +114,11 @@ def test_xgboost_tuning_best_job_analytics_and_deploy(
         base_tuning_job_name="sdk-xgboost-tuning-with-a-long-base",
         random_seed=7,
     )
-    tuner.fit(
-        {
-            "train": TrainingInput("s3://data/sdk-tuning/train/", content_type="text/csv"),
-            "validation": TrainingInput("s3://data/sdk-tuning/val/", content_type="text/csv"),
-        }
-    )
+    channels: dict[str, str | TrainingInput] = {
+        "train": TrainingInput("s3://data/sdk-tuning/train/", content_type="text/csv"),
+        "validation": TrainingInput("s3://data/sdk-tuning/val/", content_type="text/csv"),
+    }
+    tuner.fit(channels)
     assert tuner.latest_tuning_job is not None
     name = tuner.latest_tuning_job.name
     assert len(name) == 32
@@ -150,6 +149,10 @@ def test_xgboost_tuning_best_job_analytics_and_deploy(
     assert len(rmse) == 4
     assert all(trial.startswith(f"{name}-") for trial in rmse)
     assert tuner.best_training_job() == min(rmse, key=lambda trial: rmse[trial])
+
+    attached = HyperparameterTuner.attach(name, sagemaker_session=session)
+    assert attached._request(name, channels) == tuner._request(name, channels)
+    assert attached.best_training_job() == tuner.best_training_job()
 
     frame = tuner.analytics().dataframe()
     assert len(frame) == 4
@@ -254,6 +257,10 @@ def test_script_mode_tuning_with_metric_definitions(
     overall = desc["OverallBestTrainingJob"]["TrainingJobName"]
     assert overall == min(loss, key=lambda trial: loss[trial])
 
+    attached = HyperparameterTuner.attach("sdk-warm-tuning", sagemaker_session=session)
+    assert attached.estimator.entry_point == "train.py"
+    assert attached._request("sdk-warm-tuning", None) == warm._request("sdk-warm-tuning", None)
+
 
 def test_strategy_config_is_the_api_shape() -> None:
     hyperband = StrategyConfig(HyperbandStrategyConfig(max_resource=9, min_resource=1))
@@ -262,6 +269,14 @@ def test_strategy_config_is_the_api_shape() -> None:
     }
     inferred = StrategyConfig(HyperbandStrategyConfig())  # MaxResource from static `epochs`
     assert inferred.to_input_req() == {"HyperbandStrategyConfig": {}}
+    for config in (hyperband, inferred):  # what `attach` reads back from a described job
+        assert StrategyConfig.from_job_desc(config.to_input_req()) == config
+    assert StrategyConfig.from_job_desc(None) is None
+    for criteria in (
+        TuningJobCompletionCriteriaConfig(target_objective_metric_value=0.1),
+        TuningJobCompletionCriteriaConfig(5, complete_on_convergence=True),
+    ):
+        assert TuningJobCompletionCriteriaConfig.from_job_desc(criteria.to_input_req()) == criteria
 
 
 def test_a_job_without_objective_fails_and_has_no_best(session: Session, tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
 """The opensage SDK: the SageMaker Python SDK's shapes (Session, Estimator, Model, Predictor,
-Transformer, HyperparameterTuner, serializers), built on boto3.
+Transformer, HyperparameterTuner, serializers, `attach`, `production_variant`), built on boto3.
 
 It talks to a server only through boto3 clients, so the same code runs against real SageMaker.
 """
@@ -23,6 +23,7 @@ from opensage.sdk.amazon import (
     write_numpy_to_dense_tensor,
     write_spmatrix_to_sparse_tensor,
 )
+from opensage.sdk.endpoints import production_variant
 from opensage.sdk.errors import UnexpectedStatusError
 from opensage.sdk.estimator import Estimator, TrainingInput
 from opensage.sdk.model import Model
@@ -72,6 +73,7 @@ __all__ = [
     "WarmStartConfig",
     "WarmStartTypes",
     "deserializers",
+    "production_variant",
     "read_records",
     "serializers",
     "write_numpy_to_dense_tensor",

@@ -14,7 +14,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from opensage.sdk.deserializers import BaseDeserializer
 from opensage.sdk.errors import DEFAULT_ROLE, UnexpectedStatusError
@@ -102,6 +102,60 @@ class Estimator:
         self.tags = list(tags or [])
         self.latest_training_job: str | None = None
 
+    @classmethod
+    def attach(cls, training_job_name: str, sagemaker_session: Session | None = None) -> Self:
+        """An estimator rebuilt from a training job, once the job has ended, as the SDK's
+        `attach`: its model can then be deployed or batch-transformed. Raises if the job did
+        not complete."""
+        session = sagemaker_session or Session()
+        desc = session.sagemaker_client.describe_training_job(TrainingJobName=training_job_name)
+        estimator = cls._from_definition(session, desc, desc.get("HyperParameters", {}))
+        estimator.latest_training_job = training_job_name
+        estimator.wait(logs=False)
+        return estimator
+
+    @classmethod
+    def _from_definition(
+        cls, session: Session, job: dict[str, Any], hyperparameters: dict[str, str]
+    ) -> Self:
+        """The estimator that sends `job` (a DescribeTrainingJob answer, or a tuning job's
+        TrainingJobDefinition with its static `hyperparameters`): its image, resources,
+        hyperparameters and, in script mode, its uploaded code bundle as `source_dir`."""
+        algorithm = job["AlgorithmSpecification"]
+        resources = job["ResourceConfig"]
+        values: dict[str, Any] = dict(hyperparameters)
+        entry_point = source_dir = None
+        if "sagemaker_program" in values:  # script mode: JSON-encoded values
+            values = {key: _json_or_text(value) for key, value in values.items()}
+            entry_point = str(values["sagemaker_program"])
+            source_dir = str(values["sagemaker_submit_directory"])
+            values = {k: v for k, v in values.items() if not k.startswith("sagemaker_")}
+        estimator = cls.__new__(cls)  # a built-in's own __init__ wants its hyperparameters
+        Estimator.__init__(
+            estimator,
+            image_uri=algorithm["TrainingImage"],
+            role=job["RoleArn"],
+            instance_count=resources["InstanceCount"],
+            instance_type=resources["InstanceType"],
+            hyperparameters=values,
+            output_path=job["OutputDataConfig"]["S3OutputPath"],
+            entry_point=entry_point,
+            source_dir=source_dir,
+            sagemaker_session=session,
+            max_run=job["StoppingCondition"]["MaxRuntimeInSeconds"],
+            volume_size=resources.get("VolumeSizeInGB", 30),
+            input_mode=algorithm.get("TrainingInputMode", "File"),
+            environment=job.get("Environment"),
+            metric_definitions=algorithm.get("MetricDefinitions"),
+            enable_network_isolation=job.get("EnableNetworkIsolation", False),
+            checkpoint_s3_uri=job.get("CheckpointConfig", {}).get("S3Uri"),
+        )
+        return estimator
+
+    def logs(self) -> None:
+        """Print the latest job's logs, following them until it ends (the SDK's `logs()`)."""
+        self.wait(logs=True)
+
     @property
     def session(self) -> Session:
         if self.sagemaker_session is None:
@@ -126,8 +180,11 @@ class Estimator:
         return {k: json.dumps(v) for k, v in script_hps.items()}
 
     def _upload_code(self, job_name: str, output: str) -> str:
-        """Pack `source_dir` (or the entry point alone) as sourcedir.tar.gz next to the output."""
+        """Pack `source_dir` (or the entry point alone) as sourcedir.tar.gz next to the output;
+        a `source_dir` on S3 is such a bundle already (an attached job's), used as it is."""
         assert self.entry_point is not None
+        if self.source_dir and self.source_dir.startswith("s3://"):
+            return self.source_dir
         bundle = pack_source(self.entry_point, self.source_dir)
         bucket, _, prefix = output.removeprefix("s3://").partition("/")
         key = "/".join(p for p in (prefix.strip("/"), job_name, "source", "sourcedir.tar.gz") if p)
@@ -347,3 +404,10 @@ def _channels(
         (value if isinstance(value, TrainingInput) else TrainingInput(value)).channel(name)
         for name, value in inputs.items()
     ]
+
+
+def _json_or_text(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value

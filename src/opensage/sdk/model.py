@@ -8,22 +8,19 @@
 
 from __future__ import annotations
 
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from opensage.sdk.deserializers import BaseDeserializer
-from opensage.sdk.errors import DEFAULT_ROLE, UnexpectedStatusError
+from opensage.sdk.endpoints import create_endpoint, production_variant
+from opensage.sdk.errors import DEFAULT_ROLE
 from opensage.sdk.naming import pack_source, unique_name
 from opensage.sdk.predictor import Predictor
 from opensage.sdk.serializers import BaseSerializer
 from opensage.sdk.session import Session
 from opensage.sdk.transformer import Transformer
-
-IN_PROGRESS = {"Creating", "Updating", "SystemUpdating", "RollingBack"}
 
 
 class Model:
@@ -59,16 +56,21 @@ class Model:
         return self.sagemaker_session
 
     def _environment(self, name: str) -> dict[str, str]:
-        """With an entry point, upload the code and name it, as the SageMaker SDK does."""
+        """With an entry point, upload the code and name it, as the SageMaker SDK does; a
+        `source_dir` on S3 is a packed `sourcedir.tar.gz`, used as it is."""
         if self.entry_point is None:
             return self.env
-        bucket = self.session.default_bucket()
-        key = f"{name}/sourcedir.tar.gz"
-        bundle = pack_source(self.entry_point, self.source_dir)
-        self.session.s3_client.put_object(Bucket=bucket, Key=key, Body=bundle)
+        if self.source_dir and self.source_dir.startswith("s3://"):
+            code = self.source_dir  # a packed sourcedir.tar.gz already (an attached job's)
+        else:
+            bucket = self.session.default_bucket()
+            key = f"{name}/sourcedir.tar.gz"
+            bundle = pack_source(self.entry_point, self.source_dir)
+            self.session.s3_client.put_object(Bucket=bucket, Key=key, Body=bundle)
+            code = f"s3://{bucket}/{key}"
         return {
             "SAGEMAKER_PROGRAM": Path(self.entry_point).name,
-            "SAGEMAKER_SUBMIT_DIRECTORY": f"s3://{bucket}/{key}",
+            "SAGEMAKER_SUBMIT_DIRECTORY": code,
             "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
             "SAGEMAKER_REGION": self.session.boto_region_name,
             **self.env,
@@ -112,23 +114,9 @@ class Model:
     ) -> Predictor:
         model_name = self.create()
         name = endpoint_name or model_name
-        client = self.session.sagemaker_client
-        client.create_endpoint_config(
-            EndpointConfigName=name,
-            ProductionVariants=[
-                {
-                    "VariantName": "AllTraffic",
-                    "ModelName": model_name,
-                    "InitialInstanceCount": initial_instance_count,
-                    "InstanceType": instance_type,
-                    "InitialVariantWeight": 1.0,
-                }
-            ],
-        )
-        client.create_endpoint(EndpointName=name, EndpointConfigName=name, Tags=tags or [])
+        variant = production_variant(model_name, instance_type, initial_instance_count)
+        create_endpoint(self.session, name, [variant], tags=tags, wait=wait)
         self.endpoint_name = name
-        if wait:
-            wait_for_endpoint(self.session, name)
         return self.predictor_cls(name, self.session, serializer, deserializer)
 
     def transformer(
@@ -167,23 +155,3 @@ class Model:
     def delete_model(self) -> None:
         if self.name is not None:
             self.session.sagemaker_client.delete_model(ModelName=self.name)
-
-
-def wait_for_endpoint(session: Session, name: str, poll: float = 0.5) -> dict[str, Any]:
-    """Poll until the endpoint leaves Creating/Updating, printing a dash per poll as the SDK does;
-    raise with the FailureReason unless it is InService."""
-    client = session.sagemaker_client
-    while True:
-        desc = dict(client.describe_endpoint(EndpointName=name))
-        if desc["EndpointStatus"] not in IN_PROGRESS:
-            break
-        print("-", end="", flush=True, file=sys.stdout)
-        time.sleep(poll)
-    print("!", flush=True)
-    if desc["EndpointStatus"] != "InService":
-        reason = desc.get("FailureReason", "(no reason given)")
-        raise UnexpectedStatusError(
-            f"Error hosting endpoint {name}: {desc['EndpointStatus']}. Reason: {reason}.",
-            desc["EndpointStatus"],
-        )
-    return desc

@@ -18,6 +18,7 @@ from typing import Any
 import boto3
 
 from opensage.app import EmbeddedServer, free_port
+from opensage.sdk.endpoints import create_endpoint
 from opensage.settings import Settings
 
 _CREDENTIALS = {"aws_access_key_id": "opensage", "aws_secret_access_key": "opensage"}
@@ -74,6 +75,18 @@ class Session:
         key = f"{prefix}/{source.name}".lstrip("/")
         self.s3_client.put_object(Bucket=bucket, Key=key, Body=source.read_bytes())
         return f"s3://{bucket}/{key}"
+
+    def endpoint_from_production_variants(
+        self,
+        name: str,
+        production_variants: list[dict[str, Any]],
+        tags: list[dict[str, str]] | None = None,
+        kms_key: str | None = None,
+        wait: bool = True,
+    ) -> str:
+        """An endpoint (and its config, both named `name`) over several variants, each from
+        `production_variant(...)`, traffic split by their weights; returns the name."""
+        return create_endpoint(self, name, production_variants, tags, kms_key, wait)
 
     def download_data(self, path: str, bucket: str, key_prefix: str = "") -> list[str]:
         """Download every object under the prefix into `path`; returns the local file paths."""

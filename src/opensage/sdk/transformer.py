@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 from opensage.sdk.errors import UnexpectedStatusError
 from opensage.sdk.logs import TRANSFORM_GROUP, LogTailer
@@ -71,6 +71,32 @@ class Transformer:
         self.sagemaker_session = sagemaker_session
         self.volume_kms_key = volume_kms_key
         self.latest_transform_job: TransformJob | None = None
+
+    @classmethod
+    def attach(cls, transform_job_name: str, sagemaker_session: Session | None = None) -> Self:
+        """A Transformer rebuilt from a transform job, its `latest_transform_job` that job (to
+        `wait()` on or `describe()`), as the SDK's `attach`."""
+        session = sagemaker_session or Session()
+        client = session.sagemaker_client
+        desc = client.describe_transform_job(TransformJobName=transform_job_name)
+        output, resources = desc["TransformOutput"], desc["TransformResources"]
+        transformer = cls(
+            desc["ModelName"],
+            resources["InstanceCount"],
+            resources["InstanceType"],
+            strategy=desc.get("BatchStrategy"),
+            assemble_with=output.get("AssembleWith"),
+            output_path=output["S3OutputPath"],
+            output_kms_key=output.get("KmsKeyId"),
+            accept=output.get("Accept"),
+            max_concurrent_transforms=desc.get("MaxConcurrentTransforms"),
+            max_payload=desc.get("MaxPayloadInMB"),
+            env=desc.get("Environment"),
+            sagemaker_session=session,
+            volume_kms_key=resources.get("VolumeKmsKeyId"),
+        )
+        transformer.latest_transform_job = TransformJob(transform_job_name, session)
+        return transformer
 
     @property
     def session(self) -> Session:

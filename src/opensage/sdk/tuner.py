@@ -99,6 +99,16 @@ class WarmStartConfig:
     warm_start_type: WarmStartTypes
     parents: set[str]
 
+    @classmethod
+    def from_job_desc(cls, config: dict[str, Any] | None) -> WarmStartConfig | None:
+        if not config:
+            return None
+        parents = config["ParentHyperParameterTuningJobs"]
+        return cls(
+            WarmStartTypes(config["WarmStartType"]),
+            {parent["HyperParameterTuningJobName"] for parent in parents},
+        )
+
     def to_input_req(self) -> dict[str, Any]:
         return {
             "WarmStartType": self.warm_start_type.value,
@@ -122,6 +132,15 @@ class HyperbandStrategyConfig:
 class StrategyConfig:
     hyperband_strategy_config: HyperbandStrategyConfig
 
+    @classmethod
+    def from_job_desc(cls, config: dict[str, Any] | None) -> StrategyConfig | None:
+        hyperband = (config or {}).get("HyperbandStrategyConfig")
+        if hyperband is None:
+            return None
+        return cls(
+            HyperbandStrategyConfig(hyperband.get("MaxResource"), hyperband.get("MinResource"))
+        )
+
     def to_input_req(self) -> dict[str, Any]:
         return {"HyperbandStrategyConfig": self.hyperband_strategy_config.to_input_req()}
 
@@ -131,6 +150,21 @@ class TuningJobCompletionCriteriaConfig:
     max_number_of_training_jobs_not_improving: int | None = None
     complete_on_convergence: bool | None = None
     target_objective_metric_value: float | None = None
+
+    @classmethod
+    def from_job_desc(
+        cls, criteria: dict[str, Any] | None
+    ) -> TuningJobCompletionCriteriaConfig | None:
+        if not criteria:
+            return None
+        convergence = criteria.get("ConvergenceDetected", {}).get("CompleteOnConvergence")
+        return cls(
+            criteria.get("BestObjectiveNotImproving", {}).get(
+                "MaxNumberOfTrainingJobsNotImproving"
+            ),
+            None if convergence is None else convergence == "Enabled",
+            criteria.get("TargetObjectiveMetricValue"),
+        )
 
     def to_input_req(self) -> dict[str, Any]:
         criteria: dict[str, Any] = {}
@@ -226,6 +260,48 @@ class HyperparameterTuner:
         self.early_stopping_type = early_stopping_type
         self.random_seed = random_seed
         self.latest_tuning_job: TuningJob | None = None
+
+    @classmethod
+    def attach(
+        cls,
+        tuning_job_name: str,
+        sagemaker_session: Session | None = None,
+        estimator_cls: type[Estimator] = Estimator,
+    ) -> HyperparameterTuner:
+        """A tuner rebuilt from a tuning job (its estimator from the TrainingJobDefinition, as
+        `estimator_cls`), its `latest_tuning_job` that job, as the SDK's `attach`: to wait on
+        it, read its best job or analytics, or deploy the best model."""
+        session = sagemaker_session or Session()
+        client = session.sagemaker_client
+        desc = client.describe_hyper_parameter_tuning_job(
+            HyperParameterTuningJobName=tuning_job_name
+        )
+        definition = desc["TrainingJobDefinition"]
+        estimator = estimator_cls._from_definition(
+            session, definition, definition.get("StaticHyperParameters", {})
+        )
+        config = desc["HyperParameterTuningJobConfig"]
+        objective = config["HyperParameterTuningJobObjective"]
+        limits = config.get("ResourceLimits", {})
+        tuner = cls(
+            estimator,
+            objective["MetricName"],
+            parameter_ranges(config["ParameterRanges"], estimator.entry_point is not None),
+            strategy=config["Strategy"],
+            objective_type=objective["Type"],
+            max_parallel_jobs=limits.get("MaxParallelTrainingJobs", 1),
+            max_runtime_in_seconds=limits.get("MaxRuntimeInSeconds"),
+            warm_start_config=WarmStartConfig.from_job_desc(desc.get("WarmStartConfig")),
+            strategy_config=StrategyConfig.from_job_desc(config.get("StrategyConfig")),
+            completion_criteria_config=TuningJobCompletionCriteriaConfig.from_job_desc(
+                config.get("TuningJobCompletionCriteria")
+            ),
+            early_stopping_type=config.get("TrainingJobEarlyStoppingType", "Off"),
+            random_seed=config.get("RandomSeed"),
+        )
+        tuner.max_jobs = limits.get("MaxNumberOfTrainingJobs")
+        tuner.latest_tuning_job = TuningJob(session, tuning_job_name)
+        return tuner
 
     @property
     def sagemaker_session(self) -> Session:
@@ -387,6 +463,32 @@ class HyperparameterTuner:
     def analytics(self) -> HyperparameterTuningJobAnalytics:
         job = self._ensure_last_tuning_job()
         return HyperparameterTuningJobAnalytics(job.name, self.sagemaker_session)
+
+
+def parameter_ranges(ranges: dict[str, Any], json_values: bool) -> dict[str, ParameterRange]:
+    """A tuning job's ParameterRanges as the tuner's ranges (categorical values JSON-decoded for
+    a script-mode estimator, whose hyperparameters are JSON)."""
+    out: dict[str, ParameterRange] = {}
+    numeric: tuple[tuple[str, type[ParameterRange]], ...] = (
+        ("Continuous", ContinuousParameter),
+        ("Integer", IntegerParameter),
+    )
+    for kind, parameter_cls in numeric:
+        for item in ranges.get(f"{kind}ParameterRanges", []):
+            low, high = _number(item["MinValue"]), _number(item["MaxValue"])
+            out[item["Name"]] = parameter_cls(low, high, item.get("ScalingType", "Auto"))
+    for item in ranges.get("CategoricalParameterRanges", []):
+        values = [json.loads(v) for v in item["Values"]] if json_values else item["Values"]
+        out[item["Name"]] = CategoricalParameter(values)
+    return out
+
+
+def _number(text: str) -> int | float:
+    """An int where the text is one, so that a range's bounds read back as they were sent."""
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
 
 
 class HyperparameterTuningJobAnalytics:
