@@ -1,9 +1,13 @@
 """BlazingText's parts: fastText's tokenisation, labels and hashes, subsampling, the negative
-table, the vector formats, top-k ordering, determinism and quality on generated text."""
+table, the vector formats, top-k ordering, determinism and quality on generated text; the
+compiled CPU loop (`_fasttext.c`): built and chosen on the CPU, as good as the PyTorch path,
+Hogwild threads, its argument checks."""
 
 from __future__ import annotations
 
 import json
+import shutil
+import sysconfig
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,6 +39,7 @@ from opensage.algorithms.blazingtext.vectors import (
 
 torch = pytest.importorskip("torch")
 
+from opensage.algorithms.blazingtext import native  # noqa: E402
 from opensage.algorithms.blazingtext.classifier import (  # noqa: E402
     ClassifierSettings,
     ClassifierTrainer,
@@ -184,15 +189,31 @@ def test_top_k_is_sorted_by_probability_and_capped() -> None:
     assert top_k(p, 10)[0].shape == (2, 3)
 
 
-def _w2v(mode: str, lines: list[list[str]], **extra: object) -> Word2Vec:
+def _w2v(mode: str, lines: list[list[str]], compiled: bool = True, **extra: object) -> Word2Vec:
+    """A model trained on the CPU, by the compiled loop where it is built (unless `compiled`
+    is False: the PyTorch path, as on a GPU or without the module)."""
     vocab = Vocabulary.build(Counter(t for line in lines for t in line), 1)
     values: dict[str, object] = {
         "mode": mode, "dim": 16, "window": 3, "negatives": 5, "threshold": 0.0,
         "learning_rate": 0.05, "epochs": 3, "batch": 256, **extra,
     }  # fmt: skip
     model = Word2Vec(Settings(**values), vocab, CPU)  # type: ignore[arg-type]
+    model.native = model.native and compiled
     model.train(encode_corpus(lines, vocab))
     return model
+
+
+def _planted_rho(model: Word2Vec, pairs: list[str], tmp_path: Path) -> float:
+    """Spearman's rho of the vectors on the planted clusters' word pairs."""
+    (tmp_path / "pairs.tsv").write_text("\n".join(pairs) + "\n")
+    index = case_insensitive(model.vocab.words)
+    vectors = model.word_vectors()
+    report = evaluate(
+        read_pairs(tmp_path / "pairs.tsv"),
+        lambda w: vectors[index[w.lower()]] if w.lower() in index else None,
+    )
+    assert report["not_found"] == 0
+    return float(report["spearmans_rho"])
 
 
 def test_word2vec_is_deterministic_on_the_cpu() -> None:
@@ -203,21 +224,106 @@ def test_word2vec_is_deterministic_on_the_cpu() -> None:
         np.testing.assert_array_equal(first, _w2v(mode, lines).word_vectors())
 
 
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "pytorch"])
 @pytest.mark.parametrize("mode", ["skipgram", "cbow", "batch_skipgram"])
-def test_word2vec_puts_planted_clusters_together(mode: str) -> None:
+def test_word2vec_puts_planted_clusters_together(mode: str, compiled: bool, tmp_path: Path) -> None:
+    """Both CPU paths (the compiled loop, where built, and PyTorch) learn the clusters."""
     corpus, pairs = cluster_corpus(300, clusters=4, size=6, seed=4)
     lines = [line.split() for line in corpus]
-    model = _w2v(mode, lines, epochs=5, subwords=mode == "skipgram", buckets=5000)
-    vectors = WordVectors(model.vocab.words, model.word_vectors())
-    folder = Path(__import__("tempfile").mkdtemp())
-    (folder / "pairs.tsv").write_text("\n".join(pairs) + "\n")
-    index = case_insensitive(vectors.words)
-    report = evaluate(
-        read_pairs(folder / "pairs.tsv"),
-        lambda w: vectors.vectors[index[w.lower()]] if w.lower() in index else None,
+    model = _w2v(mode, lines, compiled, epochs=5, subwords=mode == "skipgram", buckets=5000)
+    assert _planted_rho(model, pairs, tmp_path) > 0.6
+
+
+needs_kernels = pytest.mark.skipif(
+    native.KERNELS is None, reason="the compiled loop is not built (no C compiler)"
+)
+
+
+def test_the_compiled_loop_is_built_where_a_compiler_is_and_chosen_on_the_cpu() -> None:
+    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    if shutil.which(compiler):
+        assert native.KERNELS is not None, "pip install -e . should have built _fasttext"
+    built = native.KERNELS is not None
+    corpus, _ = cluster_corpus(20, clusters=2, size=3, seed=1)
+    vocab = Vocabulary.build(Counter(corpus[0].split()), 1)
+    assert Word2Vec(Settings("cbow", 4, 2, 2, 0.0, 0.05, 1), vocab, CPU).native == built
+    labels, tokens = parse_lines(labelled_sentences(20, labels=2, seed=1))
+    trainer = ClassifierTrainer(
+        ClassifierSettings(4, 0.1, 1, 2, 100, 1), tokens, labels, torch.device("cpu")
     )
-    assert report["not_found"] == 0
-    assert report["spearmans_rho"] > 0.6, report
+    assert trainer.native == built
+
+
+@needs_kernels
+@pytest.mark.parametrize("mode", ["skipgram", "cbow", "batch_skipgram"])
+def test_compiled_loop_matches_the_pytorch_path_on_planted_clusters(
+    mode: str, tmp_path: Path
+) -> None:
+    """The two paths train the same model: over three seeds their vectors rank the planted
+    pairs alike (mean Spearman within 0.1; a wrong gradient, window or negative draw would put
+    the compiled one far off)."""
+    corpus, pairs = cluster_corpus(200, clusters=4, size=6, seed=8)
+    lines = [line.split() for line in corpus]
+    ours, torch_path = (
+        float(
+            np.mean(
+                [_planted_rho(_w2v(mode, lines, compiled, epochs=4, seed=s), pairs, tmp_path)
+                 for s in range(3)]
+            )
+        )
+        for compiled in (True, False)
+    )  # fmt: skip
+    assert ours > 0.65
+    assert abs(ours - torch_path) < 0.1, (ours, torch_path)
+
+
+@needs_kernels
+def test_compiled_loop_learns_with_hogwild_threads_and_logs_each_epoch(tmp_path: Path) -> None:
+    corpus, pairs = cluster_corpus(300, clusters=4, size=6, seed=4)
+    lines = [line.split() for line in corpus]
+    vocab = Vocabulary.build(Counter(t for line in lines for t in line), 1)
+    settings = Settings("skipgram", 16, 3, 5, 0.0, 0.05, 5, threads=3)
+    model = Word2Vec(settings, vocab, CPU)
+    logged: list[str] = []
+    model.train(encode_corpus(lines, vocab), logged.append)
+    assert [line.split(":")[0] for line in logged] == [f"Epoch {e}/5" for e in range(1, 6)]
+    assert _planted_rho(model, pairs, tmp_path) > 0.6
+
+
+@needs_kernels
+def test_compiled_loop_refuses_an_out_of_range_id_instead_of_writing_past_a_table() -> None:
+    assert native.KERNELS is not None
+    vocab = 3
+    arguments = {
+        "input": np.zeros((vocab, 4), np.float32),
+        "output": np.zeros((vocab, 4), np.float32),
+        "subword_rows": np.arange(vocab, dtype=np.int32),
+        "subword_offsets": np.arange(vocab + 1, dtype=np.int64),
+        "corpus": np.asarray([0, 1, 2, 1], np.int32),
+        "line_starts": np.asarray([0, 4], np.int64),
+        "keep": np.ones(vocab, np.float32),
+        "table": np.asarray([0, 1, 2], np.int32),
+        "counter": np.zeros(1, np.int64),
+        "mode": 1, "dim": 4, "window": 2, "negatives": 2, "batch_size": 4,
+        "learning_rate": 0.05, "min_lr_fraction": 1e-4, "epochs": 2, "threads": 1, "seed": 0,
+    }  # fmt: skip
+    native.KERNELS.word2vec(**arguments)  # type: ignore[arg-type]
+    assert arguments["counter"][0] == 8  # type: ignore[index]  # two epochs of four words
+    with pytest.raises(ValueError, match="corpus"):
+        native.KERNELS.word2vec(**{**arguments, "corpus": np.asarray([0, 1, 3, 1], np.int32)})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="table"):
+        native.KERNELS.word2vec(**{**arguments, "table": np.asarray([-1], np.int32)})  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="corpus"):
+        native.KERNELS.word2vec(**{**arguments, "corpus": np.zeros(4, np.int64)})  # type: ignore[arg-type]
+
+
+def test_cpu_threads_are_every_core_unless_omp_num_threads_says(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert native.cpu_threads() == (__import__("os").cpu_count() or 1)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert native.cpu_threads() == 1
 
 
 def test_subword_model_gives_unknown_words_a_vector() -> None:
@@ -239,26 +345,51 @@ def test_subword_model_gives_unknown_words_a_vector() -> None:
     assert plain.vector("g0x1z") is None
 
 
-def _classifier(lines: list[str], epochs: int = 5) -> ClassifierTrainer:
+def _classifier(
+    lines: list[str], epochs: int = 5, compiled: bool = True, threads: int = 1
+) -> ClassifierTrainer:
     labels, tokens = parse_lines(lines)
     trainer = ClassifierTrainer(
         ClassifierSettings(
-            dim=20, learning_rate=0.1, epochs=epochs, word_ngrams=2, buckets=100_000, min_count=1
+            dim=20,
+            learning_rate=0.1,
+            epochs=epochs,
+            word_ngrams=2,
+            buckets=100_000,
+            min_count=1,
+            threads=threads,
         ),
         tokens,
         labels,
         CPU,
     )
+    trainer.native = trainer.native and compiled
     for epoch in range(epochs):
         trainer.epoch(epoch)
     return trainer
 
 
-def test_supervised_learns_generated_topics() -> None:
+@pytest.mark.parametrize(
+    ("compiled", "threads"),
+    [(True, 1), (True, 2), (False, 1)],
+    ids=["compiled", "hogwild", "pytorch"],
+)
+def test_supervised_learns_generated_topics(compiled: bool, threads: int) -> None:
+    """Every CPU path (the compiled loop, where built, on one and two threads; PyTorch)."""
     lines = labelled_sentences(3000, labels=4, seed=6, topical=0.35)
-    trainer = _classifier(lines[:2500])
+    trainer = _classifier(lines[:2500], compiled=compiled, threads=threads)
     labels, tokens = parse_lines(lines[2500:])
     assert accuracy(trainer.model(), tokens, labels) > 0.85
+
+
+@needs_kernels
+def test_compiled_classifier_is_as_accurate_as_the_pytorch_path() -> None:
+    lines = labelled_sentences(2000, labels=4, seed=12, topical=0.35)
+    labels, tokens = parse_lines(lines[1500:])
+    ours = accuracy(_classifier(lines[:1500], 4).model(), tokens, labels)
+    torch_path = accuracy(_classifier(lines[:1500], 4, compiled=False).model(), tokens, labels)
+    assert ours > 0.7
+    assert abs(ours - torch_path) < 0.05, (ours, torch_path)
 
 
 def test_supervised_is_deterministic_and_answers_sorted_top_k() -> None:

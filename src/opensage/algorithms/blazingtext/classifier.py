@@ -1,5 +1,9 @@
-"""The supervised mode: fastText's text classifier (Joulin et al. 2017; spec algorithms §10(f)),
-in PyTorch.
+"""The supervised mode: fastText's text classifier (Joulin et al. 2017; spec algorithms §10(f)).
+
+On the CPU, when the compiled module is built (`native`), each epoch is one call to fastText's
+own loop (`_fasttext.c`): Hogwild threads, each on a slice of the epoch's shuffled lines, one
+SGD step per line. On a GPU, or a CPU without the module, the PyTorch path below trains the
+same model in mini-batches.
 
 A line's input is its in-vocabulary words and the hashed word n-grams of all its tokens
 (`word_ngrams`, fastText's n-gram hash modulo `buckets`); its hidden vector is the mean of those
@@ -21,12 +25,14 @@ import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import torch
 
+from opensage.algorithms.blazingtext import native
 from opensage.algorithms.blazingtext.text import (
     IntArray,
     Vocabulary,
@@ -47,6 +53,9 @@ class ClassifierSettings:
     min_count: int
     seed: int = 0
     batch: int | None = None
+    """Lines per mini-batch step of the PyTorch path; None: `default_batch`."""
+    threads: int = 1
+    """Hogwild threads of the compiled CPU path; one trains bit-reproducibly for a seed."""
 
 
 @dataclass
@@ -229,6 +238,10 @@ class ClassifierTrainer:
         usable = [i for i in range(len(self.train)) if self._usable(i)]
         self.usable = np.asarray(usable, dtype=np.int64)
         self.tokens_per_epoch = max(int(self.train.offsets[-1]), 1)
+        self.native = self.device.type == "cpu" and native.KERNELS is not None
+        """fastText's compiled loop trains (the CPU, when built), not the PyTorch steps."""
+        self.counter = np.zeros(1, dtype=np.int64)
+        """Rows trained on so far (the compiled path's learning-rate schedule)."""
 
     def encode(
         self, token_lines: list[list[str]], label_lines: list[list[str]], index: dict[str, int]
@@ -242,6 +255,9 @@ class ClassifierTrainer:
 
     def epoch(self, epoch: int) -> None:
         order = self.usable[self.rng.permutation(len(self.usable))]
+        if self.native:
+            self._native_epoch(order)
+            return
         steps = max(1, math.ceil(len(order) / self.batch))
         rows_t = torch.from_numpy(self.train.rows).to(self.device)
         for step in range(steps):
@@ -268,6 +284,40 @@ class ClassifierTrainer:
                 torch.from_numpy(targets).to(self.device),
                 lr,
             )
+
+    @cached_property
+    def _kernel_lines(self) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32], IntArray]:
+        """The lines as the compiled loop takes them, made once: int32 rows, flat label ids and
+        their offsets."""
+        counts = [len(labels) for labels in self.train.labels]
+        flat = [i for labels in self.train.labels for i in labels]
+        return (
+            self.train.rows.astype(np.int32),
+            np.asarray(flat, dtype=np.int32),
+            np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+        )
+
+    def _native_epoch(self, order: IntArray) -> None:
+        if not len(order):
+            return
+        rows, labels, label_offsets = self._kernel_lines
+        per_epoch = int(np.diff(self.train.offsets)[self.usable].sum())
+        native.KERNELS.supervised(
+            input=self.input.numpy(),
+            output=self.output.numpy(),
+            rows=rows,
+            offsets=self.train.offsets,
+            labels=labels,
+            label_offsets=label_offsets,
+            order=order,
+            counter=self.counter,
+            total=max(per_epoch * self.s.epochs, 1),
+            dim=self.s.dim,
+            learning_rate=self.s.learning_rate,
+            min_lr_fraction=MIN_LR_FRACTION,
+            threads=self.s.threads,
+            seed=int(self.rng.integers(1 << 63)),
+        )
 
     def _step(
         self, rows: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor, lr: float

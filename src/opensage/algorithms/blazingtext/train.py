@@ -5,8 +5,12 @@ word2vec modes log `train:mean_rho` when `evaluation=True` and the `evaluation` 
 word pairs (else they say once that it is not computed) and write eval.json; supervised mode
 logs `validation:accuracy` (fastText's precision@1) after each epoch and at the end when a
 `validation` channel is given, and with `early_stopping` stops once it has not improved for
-`patience` epochs (never before `min_epochs`), keeping the best epoch's model. Everything
-random is seeded, so the same job on the CPU trains the same model.
+`patience` epochs (never before `min_epochs`), keeping the best epoch's model.
+
+On the CPU training uses every core (`native.cpu_threads`; OMP_NUM_THREADS overrides), as
+SageMaker's BlazingText does. Everything random is seeded, so the same job with one thread
+(OMP_NUM_THREADS=1) trains the same model byte for byte; with several, the compiled loop's
+Hogwild threads (fastText's scheme) make runs differ slightly, as fastText's do.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import numpy as np
 import torch
 
 from opensage.algorithms.base import UserError
+from opensage.algorithms.blazingtext import native
 from opensage.algorithms.blazingtext.classifier import (
     ClassifierSettings,
     ClassifierTrainer,
@@ -103,9 +108,11 @@ def train_word2vec(env: TrainingEnv) -> None:
         max_char=env["max_char"],
         buckets=env["buckets"],
         seed=SEED,
+        threads=native.cpu_threads(),
     )
     model = Word2Vec(settings, vocab)
     configure_threads(model.work())
+    env.log.info(native.describe(model.native, model.device.type, settings.threads))
     model.train(corpus, env.log.info)
     vectors = WordVectors(
         vocab.words,
@@ -194,9 +201,11 @@ def train_classifier(env: TrainingEnv) -> None:
         buckets=env["buckets"],
         min_count=env["min_count"],
         seed=SEED,
+        threads=native.cpu_threads(),
     )
     trainer = ClassifierTrainer(settings, tokens, labels)
     configure_threads(trainer.batch * 20 * settings.dim * 3)
+    env.log.info(native.describe(trainer.native, trainer.device.type, settings.threads))
     env.log.info(
         f"Vocabulary: {len(trainer.vocab)} words, {len(trainer.label_names)} labels, "
         f"{len(trainer.featurizer.bucket_ids)} word n-gram buckets in use"

@@ -1,10 +1,19 @@
-"""Word2vec with negative sampling (spec algorithms §10(f)), vectorised in PyTorch: `cbow`,
-`skipgram` and `batch_skipgram`, optionally with fastText's character n-gram subwords.
+"""Word2vec with negative sampling (spec algorithms §10(f)): `cbow`, `skipgram` and
+`batch_skipgram`, optionally with fastText's character n-gram subwords.
 
-Each epoch subsamples the corpus (word2vec's formula), draws every position's shrunk window
-(1..window_size, word2vec's random shrink) and turns a chunk of the corpus into training
-examples at once, shuffled within the chunk: (centre, context) pairs for skip-gram, (centre,
-its context words) for CBOW, (centre, its context words) sharing one negative set for
+Two ways to train the same model, chosen by where it trains (`Word2Vec.native`): on the CPU,
+when the compiled module is built, fastText's own per-example loop (`_fasttext.c`, see
+`native`: Hogwild threads over slices of the corpus, each line subsampled, each position's
+window shrunk, one SGD step per example against the positive and `negative_samples`
+negatives, the same learning-rate schedule; batch_skipgram's shared negatives too); on a GPU,
+or a CPU without the module, the vectorised PyTorch path described below. With subwords the
+compiled CBOW averages all the context words' rows together (fastText's bag) where the PyTorch
+path averages each word's mean.
+
+The PyTorch path: each epoch subsamples the corpus (word2vec's formula), draws every position's
+shrunk window (1..window_size, word2vec's random shrink) and turns a chunk of the corpus into
+training examples at once, shuffled within the chunk: (centre, context) pairs for skip-gram,
+(centre, its context words) for CBOW, (centre, its context words) sharing one negative set for
 batch_skipgram. Examples go through in mini-batches: gathered embeddings, batched dot products
 against the positive and `negative_samples` negatives drawn from the unigram^0.75 table,
 hand-written gradients of the logistic loss and sparse updates with `index_add_` (the sum of the
@@ -35,6 +44,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from opensage.algorithms.blazingtext import native
 from opensage.algorithms.blazingtext.text import (
     IntArray,
     Vocabulary,
@@ -47,6 +57,8 @@ CHUNK_TOKENS: Final = 1 << 17
 """Corpus positions turned into examples at once (bounded memory whatever the corpus)."""
 TABLE_SIZE: Final = 1 << 22
 MIN_LR_FRACTION: Final = 1e-4
+NATIVE_MODES: Final = {"cbow": 0, "skipgram": 1, "batch_skipgram": 2}
+"""The compiled loop's mode numbers (`_fasttext.c`)."""
 
 
 def device() -> torch.device:
@@ -93,7 +105,9 @@ class Settings:
     buckets: int = 2_000_000
     seed: int = 0
     batch: int | None = None
-    """Examples per mini-batch step; None: `default_batch`."""
+    """Examples per mini-batch step of the PyTorch path; None: `default_batch`."""
+    threads: int = 1
+    """Hogwild threads of the compiled CPU path; one trains bit-reproducibly for a seed."""
 
 
 @dataclass
@@ -200,6 +214,8 @@ class Word2Vec:
         self.batch = settings.batch or default_batch(settings.mode, self.device)
         if settings.mode == "batch_skipgram":  # `batch` counts pairs; a window holds several
             self.batch = max(1, self.batch // min(settings.batch_size, 2 * settings.window))
+        self.native = self.device.type == "cpu" and native.KERNELS is not None
+        """fastText's compiled loop trains (the CPU, when built), not the PyTorch steps."""
         self.mode_step: Callable[[dict[str, torch.Tensor], float], None] = {
             "skipgram": self._skipgram_step,
             "cbow": self._cbow_step,
@@ -216,6 +232,9 @@ class Word2Vec:
     # --- the epoch loop ------------------------------------------------------------------------
 
     def train(self, corpus: Corpus, info: Callable[[str], None] | None = None) -> None:
+        if self.native:
+            self._train_native(corpus, info)
+            return
         total = max(corpus.size * self.s.epochs, 1)
         done = 0
         for epoch in range(self.s.epochs):
@@ -231,6 +250,38 @@ class Word2Vec:
                     f"Epoch {epoch + 1}/{self.s.epochs}: {corpus.size} words in {seconds:.2f} s "
                     f"({corpus.size / max(seconds, 1e-9):,.0f} words/s)"
                 )
+
+    def _train_native(self, corpus: Corpus, info: Callable[[str], None] | None) -> None:
+        """All epochs in one call to the compiled loop, which updates the tables in place
+        (their numpy views share the tensors' memory)."""
+        vocab = len(self.vocab)
+        if self.subwords is not None:
+            rows, offsets = native.flat_rows(self.subwords.rows)
+        else:
+            rows, offsets = np.arange(vocab, dtype=np.int32), np.arange(vocab + 1, dtype=np.int64)
+        counter = np.zeros(1, dtype=np.int64)
+        with native.EpochReports(counter, corpus.size, self.s.epochs, info):
+            native.KERNELS.word2vec(
+                input=self.input.weight.numpy(),
+                output=self.output.numpy(),
+                subword_rows=rows,
+                subword_offsets=offsets,
+                corpus=corpus.ids.astype(np.int32),
+                line_starts=native.line_starts(corpus.line_of),
+                keep=self.keep.astype(np.float32),
+                table=self.table.numpy().astype(np.int32),
+                counter=counter,
+                mode=NATIVE_MODES[self.s.mode],
+                dim=self.s.dim,
+                window=self.s.window,
+                negatives=self.s.negatives,
+                batch_size=self.s.batch_size,
+                learning_rate=self.s.learning_rate,
+                min_lr_fraction=MIN_LR_FRACTION,
+                epochs=self.s.epochs,
+                threads=self.s.threads,
+                seed=self.s.seed,
+            )
 
     def _run(self, examples: dict[str, torch.Tensor], done: int, words: int, total: int) -> None:
         count = len(next(iter(examples.values())))
