@@ -36,15 +36,20 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# On every core (pytest-xdist; its tests mostly wait on processes and servers), with a short
+# temporary root: a model server's Unix socket path, under a test's OPENSAGE_HOME, must stay
+# within 100 characters. Two runs by one user at the same time would share that root.
+PYTEST := $(BIN)/pytest -q -n auto --dist worksteal --basetemp=/tmp/opensage-tests-$(shell id -u)
+
 test: lint $(SDK_STAMP)
-	$(BIN)/pytest -q
+	$(PYTEST)
 
 # The integration suite again with PostgreSQL as the store and an S3 service (moto) as the
 # storage, each started by the tests (tests/backends.py; PostgreSQL's initdb must be on PATH),
 # under the process runtime only: the runtimes are covered by `make test`.
 test-backends: $(STAMP)
 	OPENSAGE_TEST_BACKENDS=postgres,s3 OPENSAGE_TEST_RUNTIMES=process \
-	  $(BIN)/pytest -q -p no:cacheprovider tests/integration
+	  $(PYTEST) -p no:cacheprovider tests/integration
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_training.py
