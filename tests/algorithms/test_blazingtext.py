@@ -11,6 +11,7 @@ import sysconfig
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -292,29 +293,32 @@ def test_compiled_loop_learns_with_hogwild_threads_and_logs_each_epoch(tmp_path:
 
 @needs_kernels
 def test_compiled_loop_refuses_an_out_of_range_id_instead_of_writing_past_a_table() -> None:
-    assert native.KERNELS is not None
     vocab = 3
-    arguments = {
-        "input": np.zeros((vocab, 4), np.float32),
-        "output": np.zeros((vocab, 4), np.float32),
+    counter = np.zeros(1, np.int64)
+    output = np.zeros((vocab, 4), np.float32)
+    arguments: dict[str, Any] = {
+        "input": np.full((vocab, 4), 0.1, np.float32),
+        "output": output,
         "subword_rows": np.arange(vocab, dtype=np.int32),
         "subword_offsets": np.arange(vocab + 1, dtype=np.int64),
         "corpus": np.asarray([0, 1, 2, 1], np.int32),
         "line_starts": np.asarray([0, 4], np.int64),
         "keep": np.ones(vocab, np.float32),
         "table": np.asarray([0, 1, 2], np.int32),
-        "counter": np.zeros(1, np.int64),
+        "counter": counter,
         "mode": 1, "dim": 4, "window": 2, "negatives": 2, "batch_size": 4,
         "learning_rate": 0.05, "min_lr_fraction": 1e-4, "epochs": 2, "threads": 1, "seed": 0,
     }  # fmt: skip
-    native.KERNELS.word2vec(**arguments)  # type: ignore[arg-type]
-    assert arguments["counter"][0] == 8  # type: ignore[index]  # two epochs of four words
+    train = native.KERNELS.word2vec
+    train(**arguments)
+    assert counter[0] == 8  # two epochs of four words
+    assert np.abs(output).sum() > 0
     with pytest.raises(ValueError, match="corpus"):
-        native.KERNELS.word2vec(**{**arguments, "corpus": np.asarray([0, 1, 3, 1], np.int32)})  # type: ignore[arg-type]
+        train(**{**arguments, "corpus": np.asarray([0, 1, 3, 1], np.int32)})
     with pytest.raises(ValueError, match="table"):
-        native.KERNELS.word2vec(**{**arguments, "table": np.asarray([-1], np.int32)})  # type: ignore[arg-type]
+        train(**{**arguments, "table": np.asarray([-1], np.int32)})
     with pytest.raises(TypeError, match="corpus"):
-        native.KERNELS.word2vec(**{**arguments, "corpus": np.zeros(4, np.int64)})  # type: ignore[arg-type]
+        train(**{**arguments, "corpus": np.zeros(4, np.int64)})
 
 
 def test_cpu_threads_are_every_core_unless_omp_num_threads_says(

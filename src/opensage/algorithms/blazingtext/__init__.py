@@ -1,7 +1,10 @@
 """The BlazingText built-in (SageMaker repository `blazingtext`, spec algorithms §10): word2vec
-(`cbow`, `skipgram`, `batch_skipgram`) and fastText-style text classification (`supervised`),
-in PyTorch (the `deep` extra; a GPU is used when present, the CPU otherwise, seeded and
-deterministic).
+(`cbow`, `skipgram`, `batch_skipgram`) and fastText-style text classification (`supervised`).
+On the CPU every mode trains with fastText's own per-example loop, compiled from `_fasttext.c`
+at install time (Hogwild threads on every core; see `native`); on a GPU, and on a CPU where the
+module could not be built, with PyTorch (the `deep` extra). Seeded: one thread
+(OMP_NUM_THREADS=1) trains the same model every time; several threads vary slightly, as
+fastText's do.
 
 Implemented: SageMaker's hyperparameters (`mode`, `vector_dim`, `window_size`,
 `negative_samples`, `min_count`, `sampling_threshold`, `learning_rate`, `epochs`,
