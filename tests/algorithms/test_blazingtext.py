@@ -321,6 +321,111 @@ def test_compiled_loop_refuses_an_out_of_range_id_instead_of_writing_past_a_tabl
         train(**{**arguments, "corpus": np.zeros(4, np.int64)})
 
 
+def _sgd_reference(
+    mode: int, lines: list[list[int]], vectors: tuple[Any, Any], epochs: int, lr0: float
+) -> tuple[Any, Any]:
+    """Per-example SGD as fastText does it, transcribed in NumPy for the case with no random
+    draw (window 1, no negatives, no subsampling): cbow (mode 0) and skip-gram (mode 1)."""
+    inp, out = (v.astype(np.float64) for v in vectors)
+    total, done = epochs * sum(map(len, lines)), 0
+    for _ in range(epochs):
+        for line in lines:
+            lr = lr0 * max(1e-4, 1 - done / total)
+            for w in range(len(line)):
+                near = [line[c] for c in (w - 1, w + 1) if 0 <= c < len(line)]
+                pairs = [(near, line[w])] if mode == 0 else [([line[w]], c) for c in near]
+                for inputs, target in pairs:
+                    if not inputs:
+                        continue
+                    hidden = inp[inputs].mean(axis=0)
+                    alpha = lr * (1 - 1 / (1 + np.exp(-out[target] @ hidden)))
+                    grad = alpha * out[target]
+                    out[target] += alpha * hidden
+                    for row in inputs:
+                        inp[row] += grad
+            done += len(line)
+    return inp, out
+
+
+@needs_kernels
+@pytest.mark.parametrize(("mode", "name"), [(0, "cbow"), (1, "skipgram")])
+def test_compiled_loop_follows_a_numpy_transcription_of_sgd(mode: int, name: str) -> None:
+    """Where nothing is drawn at random the compiled loop's tables equal a NumPy per-example
+    SGD, up to fastText's sigmoid table (steps of 1/32: a few thousandths here, against
+    updates of about 0.25; a wrong sign, learning rate or missed update is far off)."""
+    rng = np.random.default_rng(0)
+    vocab, dim = 7, 8
+    lines = [rng.integers(0, vocab, size=n).tolist() for n in (5, 9, 3)]
+    start = (
+        rng.uniform(-0.1, 0.1, (vocab, dim)).astype(np.float32),
+        rng.uniform(-0.1, 0.1, (vocab, dim)).astype(np.float32),
+    )
+    inp, out = start[0].copy(), start[1].copy()
+    native.KERNELS.word2vec(
+        input=inp,
+        output=out,
+        subword_rows=np.arange(vocab, dtype=np.int32),
+        subword_offsets=np.arange(vocab + 1, dtype=np.int64),
+        corpus=np.asarray([w for line in lines for w in line], np.int32),
+        line_starts=np.asarray([0, 5, 14, 17], np.int64),
+        keep=np.ones(vocab, np.float32),
+        table=np.zeros(1, np.int32),
+        counter=np.zeros(1, np.int64),
+        mode=mode, dim=dim, window=1, negatives=0, batch_size=2, learning_rate=0.5,
+        min_lr_fraction=1e-4, epochs=3, threads=1, seed=0,
+    )  # fmt: skip
+    want_in, want_out = _sgd_reference(mode, lines, start, 3, 0.5)
+    assert np.abs(inp - start[0]).max() > 0.2, name
+    np.testing.assert_allclose(inp, want_in, atol=0.01)
+    np.testing.assert_allclose(out, want_out, atol=0.01)
+
+
+@needs_kernels
+def test_compiled_classifier_follows_a_numpy_transcription_of_softmax_sgd() -> None:
+    """One label per line, one thread, a given order: nothing is random, so the compiled
+    epoch equals fastText's supervised update written out in NumPy (mean of the line's rows,
+    softmax, each output row moved, each input row given the gradient over the line's length)."""
+    rng = np.random.default_rng(1)
+    rows_n, labels_n, dim = 9, 3, 6
+    lines = [rng.integers(0, rows_n, size=n).tolist() for n in (4, 2, 5, 3)]
+    targets = [0, 2, 1, 2]
+    order = [2, 0, 3, 1]
+    inp = rng.uniform(-0.3, 0.3, (rows_n, dim)).astype(np.float32)
+    out = rng.uniform(-0.3, 0.3, (labels_n, dim)).astype(np.float32)
+    want_in, want_out = inp.astype(np.float64), out.astype(np.float64)
+    total, done = 2 * sum(map(len, lines)), 0
+    for line in order:  # the first of two epochs
+        rows, lr = lines[line], 0.4 * (1 - done / total)
+        hidden = want_in[rows].mean(axis=0)
+        scores = want_out @ hidden
+        p = np.exp(scores - scores.max()) / np.exp(scores - scores.max()).sum()
+        alpha = lr * (np.eye(labels_n)[targets[line]] - p)
+        grad = alpha @ want_out
+        want_out += np.outer(alpha, hidden)
+        np.add.at(want_in, rows, grad / len(rows))
+        done += len(rows)
+    counter = np.zeros(1, np.int64)
+    native.KERNELS.supervised(
+        input=inp,
+        output=out,
+        rows=np.asarray([r for line in lines for r in line], np.int32),
+        offsets=np.asarray([0, 4, 6, 11, 14], np.int64),
+        labels=np.asarray(targets, np.int32),
+        label_offsets=np.arange(5, dtype=np.int64),
+        order=np.asarray(order, np.int64),
+        counter=counter,
+        total=total,
+        dim=dim,
+        learning_rate=0.4,
+        min_lr_fraction=1e-4,
+        threads=1,
+        seed=0,
+    )
+    assert counter[0] == total // 2
+    np.testing.assert_allclose(out, want_out, atol=1e-5)
+    np.testing.assert_allclose(inp, want_in, atol=1e-5)
+
+
 def test_cpu_threads_are_every_core_unless_omp_num_threads_says(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
