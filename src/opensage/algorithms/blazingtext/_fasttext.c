@@ -20,8 +20,8 @@
  * Where this differs from fastText, and why:
  *   - a negative that happens to be the positive word is skipped (word2vec, and our PyTorch
  *     path), not redrawn: redrawing never ends on a one-word vocabulary;
- *   - the random generator is xorshift64* (cheaper than std::minstd_rand, and the same stream
- *     on every platform, so one thread with one seed trains the same model everywhere);
+ *   - the random generator is xorshift64* (cheaper than std::minstd_rand; one thread with one
+ *     seed draws the same stream, so it trains the same model byte for byte run after run);
  *   - no log table: fastText uses it only for the reported loss, which we do not report.
  *
  * Safety: every index the loops follow is checked once before the GIL is released, so a bad
@@ -151,7 +151,6 @@ enum { MODE_CBOW = 0, MODE_SKIPGRAM = 1, MODE_BATCH_SKIPGRAM = 2 };
 /* fastText's MAX_LINE_SIZE: a line is read (and its windows cut) at most 1024 tokens at a
  * time, so one huge line (text8) still updates the learning rate and splits across threads. */
 #define MAX_LINE_TOKENS 1024
-#define MAX_NEGATIVES_SHARED 1024
 
 typedef struct {
     float *input;  /* rows x dim: words, then character n-grams */
@@ -561,8 +560,8 @@ static PyObject *py_word2vec(PyObject *self, PyObject *args, PyObject *kwargs)
                                      &batch_size, &lr, &min_lr_fraction, &epochs, &threads,
                                      &seed))
         return NULL;
-    if (mode < 0 || mode > 2 || dim < 1 || window < 1 || negatives < 0 ||
-        negatives > MAX_NEGATIVES_SHARED || batch_size < 1 || epochs < 1 || threads < 1) {
+    if (mode < 0 || mode > 2 || dim < 1 || window < 1 || negatives < 0 || batch_size < 1 ||
+        epochs < 1 || threads < 1) {
         PyErr_SetString(PyExc_ValueError, "word2vec: a setting is out of range");
         return NULL;
     }
