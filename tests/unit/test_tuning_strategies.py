@@ -172,8 +172,8 @@ def best_after(strategy: str, seed: int, trials: int) -> float:
 @pytest.mark.usefixtures("surrogate")
 def test_bayesian_beats_random_on_a_quadratic() -> None:
     seeds = range(5)
-    bayesian = statistics.median(best_after("Bayesian", s, 30) for s in seeds)
-    random_ = statistics.median(best_after("Random", s, 30) for s in seeds)
+    bayesian = statistics.median(best_after("Bayesian", s, 20) for s in seeds)
+    random_ = statistics.median(best_after("Random", s, 20) for s in seeds)
     assert bayesian < random_ / 2
 
 
