@@ -228,34 +228,39 @@ def word2vec_rows(
     modes: tuple[str, ...],
     anchors: tuple[str, ...],
 ) -> tuple[list[Row], int]:
-    """Ours and the anchors on the corpus `repeat` times over: medians of `--repeats` runs."""
+    """Ours and the anchors on the corpus `repeat` times over: medians of `--repeats` runs,
+    the contenders taking turns within each repeat, so that a burst of load from another job
+    on this shared machine falls on all of them rather than on whoever ran then."""
     where = torch.device(args.device)
     corpus, lines = prepare(data, tmp, repeat)
     pairs = data / "wordsim353.tsv"
     words = sum(len(line) for line in lines)
     rows: list[Row] = []
     for mode in modes:
-        runs = [
-            ours_word2vec(mode, lines, args.epochs, where, seed, args.threads)
-            for seed in range(args.repeats)
-        ]
-        speed = statistics.median(words * args.epochs / r[0] for r in runs)
-        rho = statistics.median(rho_of(r[1], r[2], pairs) for r in runs)
-        rows.append((mode, f"opensage ({args.device})", speed, rho, runs[0][3]))
-        print(repeat, rows[-1], flush=True)
-        if mode == "batch_skipgram":
-            continue
-        for kind in anchors:
-            speeds, rhos = [], []
-            for _ in range(args.repeats):
+        kinds = () if mode == "batch_skipgram" else anchors
+        speeds: dict[str, list[float]] = {kind: [] for kind in ("ours", *kinds)}
+        rhos: dict[str, list[float]] = {kind: [] for kind in ("ours", *kinds)}
+        threads = args.threads
+        for seed in range(args.repeats):
+            seconds, vocab, vectors, threads = ours_word2vec(
+                mode, lines, args.epochs, where, seed, args.threads
+            )
+            speeds["ours"].append(words * args.epochs / seconds)
+            rhos["ours"].append(rho_of(vocab, vectors, pairs))
+            for kind in kinds:
                 out = tmp / f"{kind}.txt"
                 result = anchor(kind, mode, corpus, out, args.epochs, LR[mode], args.threads)
-                speeds.append(words * args.epochs / result["seconds"])
-                rhos.append(rho_of(*read_vectors(out), pairs))
-            rows.append(
-                (mode, kind, statistics.median(speeds), statistics.median(rhos), args.threads)
+                speeds[kind].append(words * args.epochs / result["seconds"])
+                rhos[kind].append(rho_of(*read_vectors(out), pairs))
+        for kind in ("ours", *kinds):
+            who = f"opensage ({args.device})" if kind == "ours" else kind
+            used = threads if kind == "ours" else args.threads
+            median_speed, median_rho = (
+                statistics.median(speeds[kind]),
+                statistics.median(rhos[kind]),
             )
-            print(repeat, rows[-1], flush=True)
+            rows.append((mode, who, median_speed, median_rho, used))
+            print(repeat, rows[-1], [round(r, 3) for r in rhos[kind]], flush=True)
     return rows, words
 
 
@@ -314,8 +319,8 @@ def supervised(
     labels, tokens = parse_lines(train)
     test_labels, test_tokens = parse_lines(test)
     words = sum(len(t) + len(lab) for t, lab in zip(tokens, labels, strict=True)) * SUP_EPOCHS
-    ours_speed, ours_acc = [], []
-    for seed in range(args.repeats):
+    ours_speed, ours_acc, ft_speed, ft_acc = [], [], [], []
+    for seed in range(args.repeats):  # taking turns, as in `word2vec_rows`
         settings = ClassifierSettings(
             DIM, SUP_LR, SUP_EPOCHS, SUP_NGRAMS, SUP_BUCKETS, 1, seed, threads=args.threads
         )
@@ -327,8 +332,6 @@ def supervised(
             trainer.epoch(epoch)
         ours_speed.append(words / (time.perf_counter() - started))
         ours_acc.append(accuracy(trainer.model(), test_tokens, test_labels))
-    ft_speed, ft_acc = [], []
-    for _ in range(args.repeats):
         result = anchor("supervised", "", tmp / "sup_train.txt", tmp / "sup_test.txt",
                         SUP_EPOCHS, SUP_LR, args.threads)  # fmt: skip
         ft_speed.append(words / result["seconds"])
@@ -344,6 +347,13 @@ def supervised(
     ]
     print(found, flush=True)
     return found
+
+
+RHO_TARGET = "target: no more than 0.02 below gensim"
+
+
+def met(done: bool) -> str:
+    return "met" if done else "NOT met"
 
 
 def render(
@@ -385,9 +395,10 @@ def render(
         ft_speed, ft_rho = by[(mode, "fasttext")]
         gs_speed, gs_rho = by[(mode, "gensim")]
         verdict.append(
-            f"- {mode}: {speed / ft_speed:.2f}x fastText's words/s per thread (target: 1x), "
-            f"{speed / gs_speed:.2f}x gensim's; mean_rho {rho:.3f} vs gensim {gs_rho:.3f} "
-            f"({rho - gs_rho:+.3f}; target: within 0.02) and fastText {ft_rho:.3f}."
+            f"- {mode}: {speed / ft_speed:.2f}x fastText's words/s per thread "
+            f"(target: 1x, {met(speed >= ft_speed)}), {speed / gs_speed:.2f}x gensim's; "
+            f"mean_rho {rho:.3f} vs gensim {gs_rho:.3f} ({rho - gs_rho:+.3f}; "
+            f"{RHO_TARGET}, {met(rho >= gs_rho - 0.02)}) and fastText {ft_rho:.3f}."
         )
     speed, rho = by[("batch_skipgram", ours)]
     verdict.append(
@@ -395,10 +406,12 @@ def render(
         f"words/s per thread; mean_rho {rho:.3f}."
     )
     (_, s_ours, a_ours, t_ours), (_, s_ft, a_ft, t_ft) = sup
+    per_thread = (s_ours / t_ours) / (s_ft / t_ft)
     verdict.append(
         f"- supervised: accuracy {a_ours:.4f} vs fastText {a_ft:.4f} "
-        f"({100 * (a_ours - a_ft):+.1f} points; target: within 1); "
-        f"{(s_ours / t_ours) / (s_ft / t_ft):.2f}x fastText's words/s per thread (target: 1x)."
+        f"({100 * (a_ours - a_ft):+.1f} points; target: within 1, "
+        f"{met(abs(a_ours - a_ft) <= 0.01)}); {per_thread:.2f}x fastText's words/s per thread "
+        f"(target: 1x, {met(per_thread >= 1)})."
     )
     return "\n".join(lines), "\n".join(verdict)
 
@@ -420,7 +433,7 @@ def render_quality(rows: list[Row], args: argparse.Namespace) -> tuple[str, str]
     verdict = [
         f"- corpus x{n}, {mode}: mean_rho {by[(mode, ours)]:.3f} vs gensim "
         f"{by[(mode, 'gensim')]:.3f} ({by[(mode, ours)] - by[(mode, 'gensim')]:+.3f}; "
-        "target: within 0.02)."
+        f"{RHO_TARGET}, {met(by[(mode, ours)] >= by[(mode, 'gensim')] - 0.02)})."
         for mode in ("cbow", "skipgram")
     ]
     return "\n".join(lines), "\n".join(verdict)
@@ -459,7 +472,8 @@ cd /work/main && .venv/bin/python {command}
 - word2vec corpus: gensim's lee_background.cor, lower-cased word tokens, {words:,} words
   ({args.corpus_repeat}x); {args.epochs} epochs; dim {DIM}, window {WINDOW}, negative
   {NEGATIVE}, min_count {MIN_COUNT}, sample {SAMPLE}, lr {LR}. mean_rho: Spearman on WS-353
-  (gensim's copy), the same scorer for all. Median of {args.repeats} runs each.
+  (gensim's copy), the same scorer for all. Median of {args.repeats} runs each, the
+  contenders taking turns (ours, gensim, fastText, then again).
 - Supervised: 19,000 generated lines (6 labels), tested on 1,000; word_ngrams {SUP_NGRAMS},
   {SUP_EPOCHS} epochs, lr {SUP_LR}, dim {DIM}, 2M buckets, {args.threads} threads. Our time
   includes building the vocabulary and hashing the word n-grams in Python (fastText's includes
@@ -477,15 +491,24 @@ cd /work/main && .venv/bin/python {command}
 
 NOTES = """On mean_rho: lee_background is about 60k words, and after 20 epochs over it every
 contender is still in an early, unstable stage where WS-353's rho says more about how far
-training has got than about the vectors' quality: it swings with the learning rate and the
-seed. Measured while building the compiled path (CBOW, one thread, 10 seeds each, not by this
-script): at lr 0.025 / 0.05 / 0.1 ours gave a mean rho of -0.133 / 0.035 / 0.154 and gensim
--0.150 / 0.071 / 0.186, with a standard deviation of about 0.035 across seeds for both; without
-subsampling (sample 0) ours 0.056 and gensim 0.050. So "within 0.02 of gensim" cannot be told
-apart from seed noise on one pass of this corpus. The second table trains on the corpus five
-times over, where the contenders have settled (ours: standard deviation about 0.01 across
-seeds; gensim's with two threads is still about 0.03): that is the comparison to read. A larger
-real corpus (text8) would need a download, which this benchmark does not do.
+training has got than about the vectors' quality: it swings with the learning rate and the seed.
+Measured while building the compiled path (CBOW, one thread, 10 seeds each, not by this script):
+at lr 0.025 / 0.05 / 0.1 ours gave a mean rho of -0.133 / 0.035 / 0.154 and gensim -0.150 /
+0.071 / 0.186, with a standard deviation of about 0.035 across seeds for both; without
+subsampling (sample 0, 8 seeds) ours 0.056 and gensim 0.050. The anchor script seeds gensim with
+1 every time, so its three runs above differ only by thread timing, while ours take seeds 0, 1
+and 2. So "within 0.02 of gensim" cannot be told apart from seed noise on one pass of this
+corpus. Skip-gram on one pass tends to trail gensim's (5 seeds each, two threads: medians 0.153
+vs 0.198, ranges 0.13-0.18 vs 0.10-0.22), yet leads it once both have trained longer; we found
+no difference in the algorithm to explain it (the same subsampling probabilities, vocabulary,
+negative table and initialisation as gensim; the loop's updates match a per-example NumPy
+transcription, see tests/algorithms/test_blazingtext.py; swapping fastText's sigmoid table for
+word2vec's, gensim's or the exact sigmoid moved CBOW's mean rho over 10 seeds by under 0.002; on
+skip-gram, word2vec's orientation (the context predicts the centre, as gensim) gave 0.12 and one
+thread 0.125, 4-5 seeds each, no better). The second table trains on the corpus five times over,
+where the contenders have settled (ours: standard deviation about 0.01 across seeds; gensim's
+with two threads is still about 0.03): that is the comparison to read. A larger real corpus
+(text8) would need a download, which this benchmark does not do.
 
 What sets our CPU speed now: the compiled loop is fastText's (one SGD step per example, the
 hidden vector and its gradient in L1, one fused pass over each output row), built with -O3 for
@@ -496,7 +519,9 @@ the margin comes from (not profiled). Supervised: most of our time is Python, no
 (one run, 2 threads, measured apart: 0.44 s to build the vocabulary, hash the word n-grams and
 initialise the tables, 0.25 s for the five epochs). What would add more: hashing the word
 n-grams in C, and AVX2/AVX-512 variants of the dot and update loops chosen at run time
-(function multiversioning).
+(function multiversioning). gensim, whose loop calls BLAS (scipy's OpenBLAS, which picks AVX
+kernels at run time), is about as fast as ours or faster (its ratio is in the verdict lines);
+those AVX variants would be the way to match it.
 batch_skipgram on the CPU runs the same loop with Ji et al.'s shared negatives, one context
 word after another (the matrix-product batching only pays on a GPU).
 """
