@@ -107,7 +107,7 @@ def _batch_transform(
         accept=csv,
         output_path=f"s3://{bucket}/quickstart/transform",
     )
-    print("\nBatch transform of the held-out rows ", end="")
+    print("\nBatch transform of the held-out rows")
     transformer.transform(test, content_type=csv, split_type="Line", logs=False)
     body = session.s3_client.get_object(Bucket=bucket, Key="quickstart/transform/test.csv.out")
     scores = np.array([float(line) for line in body["Body"].read().decode().split()])
