@@ -148,3 +148,28 @@ def wait_no_model_servers(home: Path) -> None:
 
 
 ROW = b"1.5,0.1,0.2,0.3,0.4\n-1.5,0.1,0.2,0.3,0.4\n"
+
+
+SCALE_MODEL_PY = """
+import json, os
+
+
+def model_fn(model_dir):
+    with open(os.path.join(model_dir, "model.json")) as f:
+        return json.load(f)
+
+
+def predict_fn(data, model):
+    return data * model["scale"]
+
+
+if __name__ == "__main__":
+    if "SM_CHANNEL_TRAIN" in os.environ:
+        print("train channel:", sorted(os.listdir(os.environ["SM_CHANNEL_TRAIN"])))
+    scale = float(json.loads(os.environ["SM_HPS"])["scale"])
+    print(f"training with scale {scale}")
+    with open(os.path.join(os.environ["SM_MODEL_DIR"], "model.json"), "w") as f:
+        json.dump({"scale": scale}, f)
+"""
+"""A script-mode entry point that trains `{"scale": <hyperparameter>}` and serves `data * scale`
+(`model_fn`, `predict_fn`), saying in its log what it trained on."""

@@ -12,31 +12,11 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import Clients, aws_user_env
+from tests.integration.hosting import SCALE_MODEL_PY
 
 ROOT = Path(__file__).resolve().parents[2]
 SDK_PYTHON = ROOT / ".venv-sagemaker" / "bin" / "python"
 SNIPPET = re.compile(r"<!-- snippet: (\w+) -->\n```(\w+)\n(.*?)```", re.S)
-
-
-TRAIN_PY = """
-import json, os
-
-
-def model_fn(model_dir):
-    with open(os.path.join(model_dir, "model.json")) as f:
-        return json.load(f)
-
-
-def predict_fn(data, model):
-    return data * model["scale"]
-
-
-if __name__ == "__main__":
-    assert os.listdir(os.environ["SM_CHANNEL_TRAIN"]) == ["rows.csv"]
-    scale = float(json.loads(os.environ["SM_HPS"])["scale"])
-    with open(os.path.join(os.environ["SM_MODEL_DIR"], "model.json"), "w") as f:
-        json.dump({"scale": scale}, f)
-"""
 
 
 def snippets() -> dict[str, str]:
@@ -70,7 +50,7 @@ def test_the_four_ways_in_run_as_written(process_server: Clients, tmp_path: Path
     printed = run([sys.executable, "-c", code["boto3"]], process_server, tmp_path)
     assert printed.splitlines() == ["['data/more.csv', 'data/rows.csv']", "[]"]
 
-    (tmp_path / "train.py").write_text(TRAIN_PY)
+    (tmp_path / "train.py").write_text(SCALE_MODEL_PY)
     (tmp_path / "train").mkdir()
     (tmp_path / "train" / "rows.csv").write_text("1,2\n")
     printed = run([sys.executable, "-c", code["opensage"]], process_server, tmp_path)
@@ -80,6 +60,7 @@ def test_the_four_ways_in_run_as_written(process_server: Clients, tmp_path: Path
     assert model_data.startswith("s3://")
     assert model_data.endswith("/output/model.tar.gz")
     assert prediction == "[[1.0, 2.4]]"
+    assert "train channel: ['rows.csv']" in printed  # fit's logs: upload_data's file arrived
 
     if not SDK_PYTHON.exists():
         pytest.skip("the SageMaker SDK's venv is missing: run `make sdk-venv`")

@@ -17,27 +17,7 @@ from opensage.sdk.endpoints import production_variant
 from opensage.sdk.predictor import Predictor
 from opensage.sdk.serializers import JSONSerializer
 from tests.integration.conftest import Clients
-from tests.integration.hosting import wait_no_model_servers
-
-TRAIN_PY = """
-import json, os
-
-
-def model_fn(model_dir):
-    with open(os.path.join(model_dir, "model.json")) as f:
-        return json.load(f)
-
-
-def predict_fn(data, model):
-    return data * model["scale"]
-
-
-if __name__ == "__main__":
-    scale = json.loads(os.environ["SM_HPS"])["scale"]
-    print(f"training with scale {scale}")
-    with open(os.path.join(os.environ["SM_MODEL_DIR"], "model.json"), "w") as f:
-        json.dump({"scale": scale}, f)
-"""
+from tests.integration.hosting import SCALE_MODEL_PY, wait_no_model_servers
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +29,7 @@ def session(process_server: Clients) -> Iterator[Session]:
 
 
 def trained(session: Session, code: Path, scale: float, job_name: str) -> Estimator:
-    (code / "train.py").write_text(TRAIN_PY)
+    (code / "train.py").write_text(SCALE_MODEL_PY)
     estimator = Estimator(
         entry_point="train.py",
         source_dir=str(code),
