@@ -46,6 +46,7 @@ from opensage.algorithms.object_detection.model import (  # noqa: E402
     default_boxes,
     encode,
     match,
+    match_batch,
     multibox_loss,
     nms,
 )
@@ -119,6 +120,29 @@ def test_matching_takes_overlaps_above_the_threshold_and_each_objects_best_box()
     assert decode(targets, priors)[3].tolist() == pytest.approx([0.7, 0.1, 0.9, 0.3], abs=1e-5)
     empty, _ = match(torch.zeros(0, 5), priors, 0.5)
     assert empty.tolist() == [0, 0, 0, 0]
+
+
+def test_batch_matching_is_per_image_matching() -> None:
+    """The trainer matches a padded batch at once; it must give what `match` gives each image,
+    an image without objects and two objects sharing a best default box included."""
+    priors = SSD(Architecture("vgg-16", 3, 64, 1 / 32)).priors
+    rng = np.random.default_rng(5)
+    rows = []
+    for count in (3, 0, 1, 4):
+        low = rng.uniform(0, 0.6, (count, 2))
+        high = np.minimum(low + rng.uniform(0.05, 0.5, (count, 2)), 1.0)
+        rows.append(np.concatenate([rng.integers(0, 3, (count, 1)), low, high], 1))
+    rows[3][1] = rows[3][0]  # the same box twice: the later object takes its best default box
+    padded = np.zeros((len(rows), 4, 5), dtype=np.float32)
+    valid = np.zeros((len(rows), 4), dtype=bool)
+    for i, objects in enumerate(rows):
+        padded[i, : len(objects)], valid[i, : len(objects)] = objects, True
+    labels, boxes = match_batch(torch.from_numpy(padded), torch.from_numpy(valid), priors, 0.5)
+    for i, objects in enumerate(rows):
+        one_labels, one_boxes = match(torch.from_numpy(objects.astype(np.float32)), priors, 0.5)
+        assert torch.equal(labels[i], one_labels)
+        assert torch.equal(boxes[i], one_boxes)
+    assert int(labels[1].sum()) == 0
 
 
 def test_loss_mines_three_negatives_per_positive() -> None:

@@ -33,7 +33,6 @@ from opensage.algorithms.base import UserError
 from opensage.algorithms.env import ChannelReader, TrainingEnv, data_files, describe_record_error
 from opensage.algorithms.image_classification.model import decode_image, fit_image
 from opensage.algorithms.image_classification.spec import RECORDIO_IMAGES
-from opensage.formats.errors import RecordError
 
 SKIPPED_SUFFIXES = (".idx", ".lst")
 
@@ -108,6 +107,7 @@ def _read_fifo(reader: ChannelReader) -> bytes:
 
 
 def _rec_items(reader: ChannelReader) -> Iterator[Item]:
+    from opensage.formats.errors import RecordError
     from opensage.formats.image_records import iter_rec
 
     if reader.pipe:
@@ -132,6 +132,7 @@ def _rec_items(reader: ChannelReader) -> Iterator[Item]:
 
 
 def _manifest_items(reader: ChannelReader) -> Iterator[Item]:
+    from opensage.formats.errors import RecordError
     from opensage.formats.recordio import split_frames
 
     source = f"{reader.name}_0"
@@ -166,6 +167,7 @@ def _label_text(data: bytes, channel: str, where: str) -> tuple[float, ...]:
 def _listed_items(
     env: TrainingEnv, reader: ChannelReader, settings: Settings, list_channel: str
 ) -> Iterator[Item]:
+    from opensage.formats.errors import RecordError
     from opensage.formats.image_records import read_lst_file
 
     if reader.pipe:

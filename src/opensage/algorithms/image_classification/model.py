@@ -31,6 +31,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from opensage.algorithms.artifacts import load_model, save_model
+from opensage.algorithms.gpu import constant
 from opensage.algorithms.image_classification.spec import CIFAR_DEPTHS
 
 SYMBOL: Final = "image-classification-symbol.json"
@@ -235,8 +236,8 @@ def to_array(image: Any) -> npt.NDArray[Any]:
 def normalize(pixels: torch.Tensor) -> torch.Tensor:
     """uint8-valued (N, C, H, W) to the network's input: per-channel mean and scale."""
     channels = pixels.shape[1]
-    mean = torch.tensor(MEAN if channels == 3 else (sum(MEAN) / 3,), device=pixels.device)
-    std = torch.tensor(STD if channels == 3 else (sum(STD) / 3,), device=pixels.device)
+    mean = constant(MEAN if channels == 3 else (sum(MEAN) / 3,), pixels.device)
+    std = constant(STD if channels == 3 else (sum(STD) / 3,), pixels.device)
     return (pixels.float() - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
 
 
@@ -289,7 +290,7 @@ def _jitter_colour(x: torch.Tensor, uniform: Any) -> torch.Tensor:
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     x = (x - mean) * uniform(0.6, 1.4).view(view) + mean
     if x.shape[1] == 3:
-        grey = (x * torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)).sum(
+        grey = (x * constant((0.299, 0.587, 0.114), x.device).view(1, 3, 1, 1)).sum(
             dim=1, keepdim=True
         )
         x = (x - grey) * uniform(0.6, 1.4).view(view) + grey

@@ -12,6 +12,12 @@ The model is the epoch with the best validation accuracy (the last epoch without
 previous job's model continues from its weights (incremental training; num_layers, image_shape
 and num_classes must match), or with `use_pretrained_model=1` starts from them with a new `fc`
 layer (transfer learning). Everything random is seeded, so a CPU run is reproducible.
+
+On a GPU (see `opensage.algorithms.gpu`) the decoded images are staged on the device, the network
+runs channels-last, `precision_dtype=float16` trains in mixed precision with a gradient scaler,
+and the step never waits for the host: losses and accuracies are read once per epoch. The
+`Config.precision` "bfloat16" (bfloat16 autocast, no scaler) is not a hyperparameter - SageMaker's
+`precision_dtype` offers float32 and float16 - but what a caller such as the GPU benchmark picks.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
+from opensage.algorithms import gpu
 from opensage.algorithms.artifacts import model_channel_folder
 from opensage.algorithms.base import UserError
 from opensage.algorithms.env import TrainingEnv
@@ -68,7 +75,8 @@ class Config:
     augmentation: str | None = None
     top_k: int | None = None
     weighted_loss: bool = False
-    float16: bool = False
+    precision: str = "float32"
+    """float32, float16 (`precision_dtype`) or bfloat16 (callers only): see `gpu.PRECISIONS`."""
     checkpoint_frequency: int | None = None
     early_stopping: bool = False
     min_epochs: int = 10
@@ -93,7 +101,7 @@ class Config:
             augmentation=env.get("augmentation_type"),
             top_k=env.get("top_k"),
             weighted_loss=env["use_weighted_loss"] == 1,
-            float16=env["precision_dtype"] == "float16",
+            precision=env["precision_dtype"],
             checkpoint_frequency=env.get("checkpoint_frequency"),
             early_stopping=env["early_stopping"],
             min_epochs=env["early_stopping_min_epochs"],
@@ -116,10 +124,11 @@ def train(env: TrainingEnv) -> None:
     config = Config.from_env(env)
     where = device()
     configure_threads(work(arch, config.batch_size))
+    gpu.configure(where)
     log = env.log.info
     if env.get("kv_store") is not None:
         log(f"kv_store={env['kv_store']}: single-instance training, nothing to synchronise")
-    if config.float16 and where.type != "cuda":
+    if config.precision == "float16" and where.type != "cuda":
         log("precision_dtype=float16 needs a GPU; training in float32 on the CPU")
     if config.weighted_loss and not arch.multi_label:
         log("use_weighted_loss applies to multi_label=1 only; ignored")
@@ -202,19 +211,31 @@ def check_compatible(previous: Architecture, arch: Architecture, pretrained: boo
             )
 
 
-def build_optimizer(net: nn.Module, config: Config) -> torch.optim.Optimizer:
+def build_optimizer(net: nn.Module, config: Config, fused: bool = False) -> torch.optim.Optimizer:
     """sgd and nag (Nesterov) with momentum, adam with beta_1/beta_2/eps, rmsprop with gamma as
-    the squared-gradient decay and eps; weight_decay for all."""
+    the squared-gradient decay and eps; weight_decay for all. `fused` (on a GPU) picks the
+    fused kernels where torch has them (sgd, nag, adam)."""
     params = net.parameters()
     lr, wd = config.learning_rate, config.weight_decay
+    fastest = fused or None  # None: torch picks its default (foreach) kernels
     if config.optimizer in ("sgd", "nag"):
         nesterov = config.optimizer == "nag" and config.momentum > 0
         return torch.optim.SGD(
-            params, lr=lr, momentum=config.momentum, weight_decay=wd, nesterov=nesterov
+            params,
+            lr=lr,
+            momentum=config.momentum,
+            weight_decay=wd,
+            nesterov=nesterov,
+            fused=fastest,
         )
     if config.optimizer == "adam":
         return torch.optim.Adam(
-            params, lr=lr, betas=(config.beta_1, config.beta_2), eps=config.eps, weight_decay=wd
+            params,
+            lr=lr,
+            betas=(config.beta_1, config.beta_2),
+            eps=config.eps,
+            weight_decay=wd,
+            fused=fastest,
         )
     if config.optimizer == "rmsprop":
         return torch.optim.RMSprop(
@@ -275,13 +296,13 @@ class Trainer:
         net = ResNet(arch)
         if weights is not None:
             load_weights(net, weights)
-        self.net = net.to(where)
-        self.optimizer = build_optimizer(self.net, config)
+        self.net = gpu.place(net, where)
+        self.optimizer = build_optimizer(self.net, config, gpu.fused(where))
         self.shuffle = torch.Generator().manual_seed(SEED + 1)
         self.noise = torch.Generator(device=where).manual_seed(SEED + 2)
         self.info = info
-        self.amp = config.float16 and where.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.autocast = gpu.autocast_dtype(config.precision, where)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast == torch.float16)
         self.best: tuple[int, dict[str, npt.NDArray[Any]]] | None = None
         self.history: list[EpochResult] = []
         self.pos_weight: torch.Tensor | None = None
@@ -294,11 +315,12 @@ class Trainer:
             self.pos_weight = torch.from_numpy(weight.astype(np.float32)).to(self.device)
         stopper = EarlyStopping(config.min_epochs, config.patience, config.tolerance)
         best_accuracy = -math.inf
+        staged = self.stage(train)
         for epoch in range(config.epochs):
             for group in self.optimizer.param_groups:
                 group["lr"] = learning_rate(config, epoch)
             started = time.perf_counter()
-            result = self.epoch(train)
+            result = self.epoch(staged)
             self.history.append(result)
             self.info(f"Epoch[{epoch}] Train-accuracy={result.accuracy:f}")
             self.info(f"Epoch[{epoch}] Train-loss={result.loss:f}")
@@ -339,47 +361,60 @@ class Trainer:
             )
         return nn.functional.cross_entropy(logits, labels)
 
-    def epoch(self, data: Images) -> EpochResult:
-        """One pass of updates over shuffled batches: mean loss and accuracy on them."""
+    def stage(self, data: Images) -> tuple[gpu.Staged, gpu.Staged]:
+        """The images and labels where batches are taken from (on a GPU: its memory)."""
+        return gpu.Staged(data.pixels, self.device), gpu.Staged(data.labels, self.device)
+
+    def epoch(self, data: Images | tuple[gpu.Staged, gpu.Staged]) -> EpochResult:
+        """One pass of updates over shuffled batches: mean loss and accuracy on them (summed
+        on the device and read once, so the steps never wait for the host)."""
+        pixels, labels = self.stage(data) if isinstance(data, Images) else data
         self.net.train()
-        n = len(data)
+        n = len(pixels)
         order = torch.randperm(n, generator=self.shuffle)
+        rows, label_rows = pixels.index(order), labels.index(order)
         size = self.config.batch_size
-        total_loss = 0.0
-        correct = 0.0
+        total_loss = torch.zeros((), dtype=torch.float64, device=self.device)
+        correct = torch.zeros((), dtype=torch.float64, device=self.device)
         seen = 0
         for start in range(0, n, size):
-            index = order[start : start + size]
+            index = rows[start : start + size]
             if len(index) < 2 and seen:  # BatchNorm cannot train on a batch of one
                 continue
-            x, y = self._batch(data, index)
-            x = normalize(augment(x, self.config.augmentation, self.noise))
-            with torch.autocast("cuda", torch.float16, enabled=self.amp):
-                logits = self.net(x)
-                loss = self.loss(logits.float(), y)
-            self.optimizer.zero_grad(set_to_none=True)
-            torch.autograd.backward(self.scaler.scale(loss))
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
+            x = pixels.take(index).float()
+            y = labels.take(label_rows[start : start + size])
+            loss, logits = self.step(x, y)
             count = len(index)
-            total_loss += float(loss.detach()) * count
-            correct += self._correct(logits.detach().float(), y)
+            total_loss += loss.double() * count
+            correct += self._correct(logits.float(), y)
             seen += count
-        return EpochResult(total_loss / max(seen, 1), correct / max(seen, 1))
+        return EpochResult(float(total_loss) / max(seen, 1), float(correct) / max(seen, 1))
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One update on a batch of uint8-valued float pixels: the (detached) loss and logits."""
+        x = gpu.as_input(normalize(augment(x, self.config.augmentation, self.noise)))
+        with gpu.autocast(self.autocast):
+            logits = self.net(x)
+            loss = self.loss(logits.float(), y)
+        self.optimizer.zero_grad(set_to_none=True)
+        torch.autograd.backward(self.scaler.scale(loss))
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return loss.detach(), logits.detach()
 
     def _batch(self, data: Images, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         rows = index.numpy()
-        x = torch.from_numpy(data.pixels[rows]).to(self.device).float()
-        y = torch.from_numpy(data.labels[rows]).to(self.device)
+        x = gpu.to_device(data.pixels[rows], self.device).float()
+        y = gpu.to_device(data.labels[rows], self.device)
         return x, y
 
-    def _correct(self, logits: torch.Tensor, y: torch.Tensor) -> float:
-        """Correct predictions: exact classes, or for multi-label the share of right
-        per-class decisions (sigmoid > 0.5), summed over the batch's images."""
+    def _correct(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Correct predictions (a tensor on the device): exact classes, or for multi-label the
+        share of right per-class decisions (sigmoid > 0.5), summed over the batch's images."""
         if self.arch.multi_label:
             right = ((logits > 0).float() == y).float().mean(dim=1)
-            return float(right.sum())
-        return float((logits.argmax(dim=1) == y).sum())
+            return right.sum().double()
+        return (logits.argmax(dim=1) == y).sum().double()
 
     def evaluate(self, data: Images) -> tuple[float, tuple[int, float] | None]:
         """Accuracy on `data` (eval mode), and top-k accuracy when `top_k` is set."""
@@ -392,9 +427,9 @@ class Trainer:
             for start in range(0, len(data), size):
                 index = torch.arange(start, min(start + size, len(data)))
                 x, y = self._batch(data, index)
-                with torch.autocast("cuda", torch.float16, enabled=self.amp):
-                    logits = self.net(normalize(x)).float()
-                correct += self._correct(logits, y)
+                with gpu.autocast(self.autocast):
+                    logits = self.net(gpu.as_input(normalize(x))).float()
+                correct += float(self._correct(logits, y))
                 if k and not self.arch.multi_label:
                     top = logits.topk(k, dim=1).indices
                     top_hits += float((top == y[:, None]).any(dim=1).sum())

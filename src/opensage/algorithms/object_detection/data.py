@@ -36,7 +36,6 @@ from opensage.algorithms.base import UserError
 from opensage.algorithms.env import ChannelReader, TrainingEnv, data_files, describe_record_error
 from opensage.algorithms.image_classification.model import decode_image, stretch_image
 from opensage.algorithms.object_detection.spec import LABEL_HEADER, OBJECT_WIDTH, RECORDIO_IMAGES
-from opensage.formats.errors import RecordError
 
 SKIPPED_SUFFIXES = (".idx", ".lst")
 
@@ -171,6 +170,7 @@ def _read_fifo(reader: ChannelReader) -> bytes:
 
 
 def _rec_items(reader: ChannelReader, num_classes: int, label_width: int) -> Iterator[Item]:
+    from opensage.formats.errors import RecordError
     from opensage.formats.image_records import iter_rec
 
     if reader.pipe:
@@ -205,6 +205,7 @@ def _rec_items(reader: ChannelReader, num_classes: int, label_width: int) -> Ite
 
 
 def _manifest_items(reader: ChannelReader, num_classes: int) -> Iterator[Item]:
+    from opensage.formats.errors import RecordError
     from opensage.formats.recordio import split_frames
 
     source = f"{reader.name}_0"

@@ -268,13 +268,15 @@ def centres(boxes: torch.Tensor) -> torch.Tensor:
 
 
 def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """IoU of every corner box of `a` (A, 4) with every one of `b` (B, 4): (A, B)."""
-    top_left = torch.maximum(a[:, None, :2], b[None, :, :2])
-    bottom_right = torch.minimum(a[:, None, 2:], b[None, :, 2:])
+    """IoU of every corner box of `a` (..., A, 4) with every one of `b` (..., B, 4):
+    (..., A, B), the leading dimensions broadcast (a batch of images' objects against one set
+    of default boxes, say)."""
+    top_left = torch.maximum(a[..., :, None, :2], b[..., None, :, :2])
+    bottom_right = torch.minimum(a[..., :, None, 2:], b[..., None, :, 2:])
     inter = (bottom_right - top_left).clamp(min=0).prod(-1)
-    area_a = (a[:, 2:] - a[:, :2]).clamp(min=0).prod(-1)
-    area_b = (b[:, 2:] - b[:, :2]).clamp(min=0).prod(-1)
-    union = area_a[:, None] + area_b[None, :] - inter
+    area_a = (a[..., 2:] - a[..., :2]).clamp(min=0).prod(-1)
+    area_b = (b[..., 2:] - b[..., :2]).clamp(min=0).prod(-1)
+    union = area_a[..., :, None] + area_b[..., None, :] - inter
     return inter / union.clamp(min=1e-12)
 
 
@@ -298,39 +300,59 @@ def match(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Targets of one image: each default box's class (0 background, else class id + 1) and its
     encoded box. A default box takes the object it overlaps most when the IoU reaches
-    `threshold`; each object also takes its best default box whatever the IoU."""
+    `threshold`; each object also takes its best default box whatever the IoU (the later
+    object when two share one)."""
+    valid = torch.ones(1, objects.shape[0], dtype=torch.bool, device=objects.device)
+    labels, boxes = match_batch(objects[None], valid, priors, threshold)
+    return labels[0], boxes[0]
+
+
+def match_batch(
+    objects: torch.Tensor, valid: torch.Tensor, priors: torch.Tensor, threshold: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`match` of a batch at once - a few kernels rather than a few per image and object, and
+    no host sync: `objects` (N, M, 5) padded to the most objects of an image, `valid` (N, M)
+    marking the real rows. Gives labels (N, P) and encoded boxes (N, P, 4), zero for an image
+    without objects."""
+    n, m = valid.shape
     count = priors.shape[0]
-    if objects.shape[0] == 0:
+    if m == 0:
         return (
-            torch.zeros(count, dtype=torch.long, device=priors.device),
-            torch.zeros(count, 4, device=priors.device),
+            torch.zeros(n, count, dtype=torch.long, device=priors.device),
+            torch.zeros(n, count, 4, device=priors.device),
         )
-    iou = box_iou(corners(priors), objects[:, 1:5])
-    overlap, which = iou.max(1)
-    best = iou.argmax(0)
-    for g in range(objects.shape[0]):
-        which[best[g]] = g
-        overlap[best[g]] = 2.0
-    labels = objects[which, 0].long() + 1
-    labels[overlap < threshold] = 0
-    return labels, encode(objects[which, 1:5], priors)
+    iou = box_iou(corners(priors), objects[..., 1:5]).masked_fill(~valid[:, None, :], -1.0)
+    overlap, which = iou.max(2)
+    best = iou.argmax(1)
+    # each object's best box goes to it; where objects share one, the last (as a loop would)
+    rows = torch.arange(m, device=valid.device).expand(n, m)
+    forced = torch.full((n, count), -1, dtype=torch.long, device=valid.device)
+    forced.scatter_reduce_(1, best, torch.where(valid, rows, -1), reduce="amax")
+    taken = forced >= 0
+    which = torch.where(taken, forced, which)
+    overlap = overlap.masked_fill(taken, 2.0)
+    chosen = objects.gather(1, which[..., None].expand(n, count, objects.shape[-1]))
+    labels = (chosen[..., 0].long() + 1).masked_fill(overlap < threshold, 0)
+    boxes = encode(chosen[..., 1:5].reshape(-1, 4), priors.repeat(n, 1)).view(n, count, 4)
+    return labels, boxes.masked_fill(~valid.any(1)[:, None, None], 0.0)
 
 
 def multibox_loss(
     logits: torch.Tensor, offsets: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Softmax confidence loss over the positives and the hardest negatives (3 per positive)
-    and smooth-L1 box loss over the positives, each divided by the positives' count."""
+    and smooth-L1 box loss over the positives, each divided by the positives' count. Masked
+    sums rather than boolean indexing, which would make the host wait for the device."""
     positive = labels > 0
     positives = positive.sum(1, keepdim=True)
     ce = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="none").view_as(labels)
-    hardness = ce.detach().clone()
-    hardness[positive] = -1.0
+    hardness = ce.detach().masked_fill(positive, -1.0)
     rank = hardness.argsort(dim=1, descending=True, stable=True).argsort(dim=1, stable=True)
     negative = rank < (NEGATIVE_RATIO * positives).clamp(max=labels.shape[1] - 1)
     total = positives.sum().clamp(min=1).float()
-    confidence = ce[positive | negative].sum() / total
-    box = F.smooth_l1_loss(offsets[positive], targets[positive], reduction="sum") / total
+    confidence = torch.where(positive | negative, ce, 0.0).sum() / total
+    box_loss = F.smooth_l1_loss(offsets, targets, reduction="none").sum(-1)
+    box = torch.where(positive, box_loss, 0.0).sum() / total
     return confidence, box
 
 

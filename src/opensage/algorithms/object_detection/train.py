@@ -15,6 +15,13 @@ The log has SageMaker's lines `#quality_metric: host=algo-1, epoch=N, validation
 epoch with the best validation mAP. A `model` channel holding a previous job's model continues
 from its weights (incremental training; base_network, num_classes, image_shape and
 width_multiplier must match). Everything random is seeded, so a CPU run is reproducible.
+
+On a GPU (see `opensage.algorithms.gpu`) the images are staged on the device, the network runs
+channels-last with fused optimizer steps, default boxes are matched for the whole batch at once
+(`match_batch`), and the losses are summed on the device and read once per epoch, so the steps
+never wait for the host. SageMaker has no precision hyperparameter for this algorithm, so jobs
+train in float32; `Config.precision` (float16 or bfloat16 autocast) is for callers such as the
+GPU benchmark.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from opensage.algorithms import gpu
 from opensage.algorithms.base import UserError
 from opensage.algorithms.env import TrainingEnv
 from opensage.algorithms.image_classification.model import normalize
@@ -46,7 +54,7 @@ from opensage.algorithms.object_detection.model import (
     SSD,
     Architecture,
     detect,
-    match,
+    match_batch,
     multibox_loss,
 )
 from opensage.algorithms.object_detection.spec import scheduler_steps
@@ -74,6 +82,8 @@ class Config:
     patience: int = 5
     tolerance: float = 0.0
     augment: bool = True
+    precision: str = "float32"
+    """Not a hyperparameter: float16 or bfloat16 autocast on a GPU for callers that ask."""
 
     @classmethod
     def from_env(cls, env: TrainingEnv) -> Config:
@@ -158,13 +168,17 @@ def initial_weights(env: TrainingEnv, arch: Architecture) -> dict[str, npt.NDArr
     return arrays
 
 
-def build_optimizer(params: Any, config: Config) -> torch.optim.Optimizer:
-    """sgd and rmsprop with momentum, adam, adadelta; weight_decay for all."""
+def build_optimizer(params: Any, config: Config, fused: bool = False) -> torch.optim.Optimizer:
+    """sgd and rmsprop with momentum, adam, adadelta; weight_decay for all. `fused` (on a GPU)
+    picks the fused kernels where torch has them (sgd, adam)."""
     lr, wd = config.learning_rate, config.weight_decay
+    fastest = fused or None  # None: torch picks its default (foreach) kernels
     if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=config.momentum, weight_decay=wd)
+        return torch.optim.SGD(
+            params, lr=lr, momentum=config.momentum, weight_decay=wd, fused=fastest
+        )
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd, fused=fastest)
     if config.optimizer == "rmsprop":
         return torch.optim.RMSprop(params, lr=lr, momentum=config.momentum, weight_decay=wd)
     if config.optimizer == "adadelta":
@@ -235,13 +249,15 @@ def augment(
     """Flip, rescale and jitter a normalised batch (the zero padding of a zoom-out is the mean
     colour), and its objects alike."""
     thetas, moved = regions(objects, rng)
-    theta = torch.from_numpy(thetas).to(x.device)
+    n = x.shape[0]
+    gain = rng.uniform(0.7, 1.3, (n, 1)).astype(np.float32)
+    shift = rng.uniform(-0.3, 0.3, (n, 3)).astype(np.float32)
+    # one host-to-device copy for the batch's affine rows, gains and shifts
+    packed = gpu.to_device(np.concatenate([thetas.reshape(n, 6), gain, shift], 1), x.device)
+    theta = packed[:, :6].view(n, 2, 3)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    n = x.shape[0]
-    gain = torch.from_numpy(rng.uniform(0.7, 1.3, (n, 1, 1, 1)).astype(np.float32))
-    shift = torch.from_numpy(rng.uniform(-0.3, 0.3, (n, 3, 1, 1)).astype(np.float32))
-    return out * gain.to(x.device) + shift.to(x.device), moved
+    return out * packed[:, 6].view(n, 1, 1, 1) + packed[:, 7:].view(n, 3, 1, 1), moved
 
 
 # --- the loop -----------------------------------------------------------------------------------
@@ -278,10 +294,13 @@ class Trainer:
         if weights is not None:
             load_weights(net, weights)
         configure_threads(work(net, arch, config.batch_size))
-        self.net = net.to(where)
+        gpu.configure(where)
+        self.net = gpu.place(net, where)
         self.priors = self.net.priors
         params = self._trainable(info)
-        self.optimizer = build_optimizer(params, config)
+        self.optimizer = build_optimizer(params, config, gpu.fused(where))
+        self.autocast = gpu.autocast_dtype(config.precision, where)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast == torch.float16)
         self.rng = np.random.default_rng(SEED + 1)
         self.info = info
         self.best: tuple[int, float, dict[str, npt.NDArray[Any]]] | None = None
@@ -311,7 +330,7 @@ class Trainer:
     def fit(self, train: Scenes, validation: Scenes | None, env: TrainingEnv | None = None) -> None:
         config = self.config
         stopper = EarlyStopping(config.min_epochs, config.patience, config.tolerance)
-        pixels = torch.from_numpy(train.pixels).to(self.device)
+        pixels = gpu.Staged(train.pixels, self.device)
         for epoch in range(config.epochs):
             for group in self.optimizer.param_groups:
                 group["lr"] = learning_rate(config, epoch)
@@ -345,49 +364,62 @@ class Trainer:
         line = f"#quality_metric: host={env.log.host if env else 'algo-1'}, epoch={epoch}, "
         self.info(f"{line}{what}=({number(value)})")
 
-    def epoch(self, pixels: torch.Tensor, objects: list[npt.NDArray[np.float32]]) -> EpochResult:
-        """One pass of updates over shuffled batches: the mean losses."""
+    def epoch(
+        self, pixels: gpu.Staged | npt.NDArray[np.uint8], objects: list[npt.NDArray[np.float32]]
+    ) -> EpochResult:
+        """One pass of updates over shuffled batches: the mean losses (summed on the device
+        and read once, so the steps never wait for the host)."""
+        if not isinstance(pixels, gpu.Staged):
+            pixels = gpu.Staged(pixels, self.device)
         self.net.train()
         started = time.perf_counter()
-        n = pixels.shape[0]
+        n = len(pixels)
         order = self.rng.permutation(n)
+        rows = pixels.index(torch.from_numpy(order))
         size = self.config.batch_size
-        totals = np.zeros(2)
+        totals = torch.zeros(2, dtype=torch.float64, device=self.device)
         seen = 0
         for start in range(0, n, size):
             index = order[start : start + size]
             if len(index) < 2 and seen:  # BatchNorm cannot train on a batch of one
                 continue
-            x = normalize(pixels[torch.from_numpy(index).to(pixels.device)])
-            rows = [objects[i] for i in index]
+            x = normalize(pixels.take(rows[start : start + size]))
+            found = [objects[i] for i in index]
             if self.config.augment:
-                x, rows = augment(x, rows, self.rng)
-            confidence, box = self.step(x, rows)
-            totals += np.array([confidence, box]) * len(index)
+                x, found = augment(x, found, self.rng)
+            confidence, box = self.step(x, found)
+            totals += torch.stack([confidence, box]).double() * len(index)
             seen += len(index)
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
+        means = (totals / max(seen, 1)).tolist()
         seconds = time.perf_counter() - started
-        means = totals / max(seen, 1)
         return EpochResult(float(means[0]), float(means[1]), seconds, seen)
 
     def targets(self, rows: list[npt.NDArray[np.float32]]) -> tuple[torch.Tensor, torch.Tensor]:
-        labels, boxes = [], []
-        for objects in rows:
-            found = torch.from_numpy(np.asarray(objects, dtype=np.float32).reshape(-1, 5))
-            label, box = match(found.to(self.device), self.priors, self.config.overlap_threshold)
-            labels.append(label)
-            boxes.append(box)
-        return torch.stack(labels), torch.stack(boxes)
+        """Each image's default boxes' classes and encoded boxes, matched on the device for the
+        whole batch (the objects go over padded, in one copy)."""
+        most = max((len(objects) for objects in rows), default=0)
+        padded = np.zeros((len(rows), most, 6), dtype=np.float32)  # 5 values and "is real"
+        for i, objects in enumerate(rows):
+            padded[i, : len(objects), :5] = np.asarray(objects, dtype=np.float32).reshape(-1, 5)
+            padded[i, : len(objects), 5] = 1.0
+        found = gpu.to_device(padded, self.device)
+        threshold = self.config.overlap_threshold
+        return match_batch(found[..., :5], found[..., 5] > 0, self.priors, threshold)
 
-    def step(self, x: torch.Tensor, rows: list[npt.NDArray[np.float32]]) -> tuple[float, float]:
+    def step(
+        self, x: torch.Tensor, rows: list[npt.NDArray[np.float32]]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One update on a normalised batch and its objects: the (detached) confidence and box
+        losses, on the device."""
         labels, boxes = self.targets(rows)
-        logits, offsets = self.net(x)
+        with gpu.autocast(self.autocast):
+            logits, offsets = self.net(gpu.as_input(x))
         confidence, box = multibox_loss(logits.float(), offsets.float(), labels, boxes)
         self.optimizer.zero_grad(set_to_none=True)
-        torch.autograd.backward([confidence + box])
-        self.optimizer.step()
-        return float(confidence.detach()), float(box.detach())
+        torch.autograd.backward(self.scaler.scale(confidence + box))
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return confidence.detach(), box.detach()
 
     def detections(self, pixels: npt.NDArray[np.uint8]) -> list[npt.NDArray[np.float32]]:
         return predict(self.net, pixels, self.device, self.config.nms_threshold)

@@ -31,6 +31,7 @@ from torch.nn import functional as F
 
 from opensage.algorithms.base import UserError
 from opensage.algorithms.env import ChannelReader, TrainingEnv, data_files
+from opensage.algorithms.gpu import to_device
 from opensage.algorithms.semantic_segmentation.spec import IGNORE, RECORDIO_IMAGES
 
 MASK_SUFFIX: Final = ".png"
@@ -224,8 +225,8 @@ def _open(data: bytes, where: str) -> Any:
 
 
 def training_crop(
-    image: npt.NDArray[np.uint8],
-    mask: npt.NDArray[np.uint8],
+    image: npt.NDArray[np.uint8] | torch.Tensor,
+    mask: npt.NDArray[np.uint8] | torch.Tensor,
     base_size: int,
     crop: int,
     rng: np.random.Generator,
@@ -235,7 +236,8 @@ def training_crop(
 
     The crop is sampled straight from the source image (one `grid_sample` of crop x crop
     points, bilinear for the image, nearest for the mask) rather than by resizing the whole
-    image first: the same pixels, at a cost that does not grow with the random scale."""
+    image first: the same pixels, at a cost that does not grow with the random scale. The
+    image and mask may be tensors already staged on `where` (see `gpu.stage_each`)."""
     height, width = mask.shape
     flip = rng.random() < 0.5
     long_side = int(rng.integers(int(base_size * 0.5), int(base_size * 2.0) + 1))
@@ -251,8 +253,8 @@ def training_crop(
     if flip:
         x = -x
     grid = torch.stack(torch.meshgrid(y, x, indexing="ij")[::-1], dim=-1)[None]
-    source = torch.from_numpy(np.ascontiguousarray(image)).to(where).permute(2, 0, 1).float()
-    labels = torch.from_numpy(np.ascontiguousarray(mask)).to(where).float()[None, None]
+    source = to_device(image, where).permute(2, 0, 1).float()
+    labels = to_device(mask, where).float()[None, None]
     pixels = F.grid_sample(
         source[None], grid, mode="bilinear", padding_mode="border", align_corners=False
     )[0]

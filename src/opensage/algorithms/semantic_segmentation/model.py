@@ -35,6 +35,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from opensage.algorithms.artifacts import load_model, save_model
+from opensage.algorithms.gpu import constant
 from opensage.algorithms.semantic_segmentation.spec import STANDARD_WIDTH
 
 FORMAT: Final = "opensage-torch-segmentation"
@@ -269,8 +270,8 @@ class SegmentationNet(nn.Module):
 
 def normalize(pixels: torch.Tensor) -> torch.Tensor:
     """uint8-valued (N, 3, H, W) to the network's input: ImageNet mean and scale."""
-    mean = torch.tensor(MEAN, device=pixels.device).view(1, 3, 1, 1)
-    std = torch.tensor(STD, device=pixels.device).view(1, 3, 1, 1)
+    mean = constant(MEAN, pixels.device).view(1, 3, 1, 1)
+    std = constant(STD, pixels.device).view(1, 3, 1, 1)
     return (pixels.float() / 255.0 - mean) / std
 
 

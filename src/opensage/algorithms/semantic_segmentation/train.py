@@ -15,6 +15,12 @@ training: backbone, algorithm, num_classes and width_multiplier must match). Not
 downloaded: `use_pretrained_model=true` (SageMaker's default) without a model channel trains the
 backbone from scratch and says so. `syncbn` is accepted; training uses one device, so there is
 nothing to synchronise. Everything random is seeded, so a CPU run is reproducible.
+
+On a GPU (see `opensage.algorithms.gpu`) the decoded images and masks are staged on the device
+once, the network runs channels-last with fused optimizer steps, and the losses are summed on the
+device and read once per epoch. SageMaker has no precision hyperparameter for this algorithm, so
+jobs train in float32; `Config.precision` (float16 or bfloat16 autocast) is for callers such as
+the GPU benchmark.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import numpy.typing as npt
 import torch
 from torch.nn import functional as F
 
+from opensage.algorithms import gpu
 from opensage.algorithms.artifacts import MODEL_FILE, model_channel_folder
 from opensage.algorithms.base import UserError
 from opensage.algorithms.env import TrainingEnv
@@ -83,6 +90,8 @@ class Config:
     min_epochs: int = 5
     patience: int = 4
     tolerance: float = 0.0
+    precision: str = "float32"
+    """Not a hyperparameter: float16 or bfloat16 autocast on a GPU for callers that ask."""
 
     @classmethod
     def from_env(cls, env: TrainingEnv) -> Config:
@@ -122,6 +131,7 @@ def train(env: TrainingEnv) -> None:
     config = Config.from_env(env)
     where = device()
     configure_threads(work(arch, config))
+    gpu.configure(where)
     log = env.log.info
     if env["syncbn"]:
         log("syncbn=true: training runs on one device, so batch norm has nothing to synchronise")
@@ -197,19 +207,28 @@ def check_compatible(previous: Architecture, arch: Architecture) -> None:
             )
 
 
-def build_optimizer(net: torch.nn.Module, config: Config) -> torch.optim.Optimizer:
+def build_optimizer(
+    net: torch.nn.Module, config: Config, fused: bool = False
+) -> torch.optim.Optimizer:
     """sgd and nag (Nesterov) with momentum; adam; adagrad; rmsprop with gamma1 as the
     squared-gradient decay (MXNet's non-centred RMSProp, where gamma2 has no role); adadelta at
-    step 1.0 (it takes no learning rate in MXNet); weight_decay for all."""
+    step 1.0 (it takes no learning rate in MXNet); weight_decay for all. `fused` (on a GPU)
+    picks the fused kernels where torch has them (sgd, nag, adam)."""
     params = net.parameters()
     lr, wd = config.learning_rate, config.weight_decay
+    fastest = fused or None  # None: torch picks its default (foreach) kernels
     if config.optimizer in ("sgd", "nag"):
         nesterov = config.optimizer == "nag" and config.momentum > 0
         return torch.optim.SGD(
-            params, lr=lr, momentum=config.momentum, weight_decay=wd, nesterov=nesterov
+            params,
+            lr=lr,
+            momentum=config.momentum,
+            weight_decay=wd,
+            nesterov=nesterov,
+            fused=fastest,
         )
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd, fused=fastest)
     if config.optimizer == "adagrad":
         return torch.optim.Adagrad(params, lr=lr, weight_decay=wd)
     if config.optimizer == "rmsprop":
@@ -251,6 +270,14 @@ class EarlyStopping:
 
 
 @dataclass
+class Staged:
+    """Training images and masks as tensors where the crops are sampled (see `gpu.stage_each`)."""
+
+    images: list[torch.Tensor]
+    masks: list[torch.Tensor]
+
+
+@dataclass
 class Quality:
     miou: float
     pixel_accuracy: float
@@ -279,8 +306,10 @@ class Trainer:
                 raise UserError(
                     f"The model channel's weights do not fit this network: {exc}"
                 ) from None
-        self.net = net.to(where)
-        self.optimizer = build_optimizer(self.net, config)
+        self.net = gpu.place(net, where)
+        self.optimizer = build_optimizer(self.net, config, gpu.fused(where))
+        self.autocast = gpu.autocast_dtype(config.precision, where)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast == torch.float16)
         self.shuffle = torch.Generator().manual_seed(SEED + 1)
         self.rng = np.random.default_rng(SEED + 2)
         self.info = info
@@ -295,9 +324,10 @@ class Trainer:
             )
         torch.manual_seed(SEED + 3)  # dropout draws from the global generator
         stopper = EarlyStopping(config.min_epochs, config.patience, config.tolerance)
+        staged = self.stage(train)
         for epoch in range(config.epochs):
             started = time.perf_counter()
-            loss = self.epoch(train, epoch)
+            loss = self.epoch(staged, epoch)
             self.losses.append(loss)
             self.info(
                 f"Epoch[{epoch}] Train-loss={loss:f} Time cost={time.perf_counter() - started:.3f}"
@@ -321,14 +351,24 @@ class Trainer:
                 )
                 break
 
-    def epoch(self, data: Scenes, epoch: int) -> float:
-        """One pass of updates over shuffled batches of crops: the mean loss per labelled pixel."""
+    def stage(self, data: Scenes) -> Staged:
+        """The images and masks where the crops are sampled from (on a GPU: its memory)."""
+        return Staged(
+            gpu.stage_each(data.images, self.device), gpu.stage_each(data.masks, self.device)
+        )
+
+    def epoch(self, data: Scenes | Staged, epoch: int) -> float:
+        """One pass of updates over shuffled batches of crops: the mean loss per labelled pixel
+        (summed on the device and read once, so the steps never wait for the host)."""
+        if isinstance(data, Scenes):
+            data = self.stage(data)
         self.net.train()
         config = self.config
-        n = len(data)
+        n = len(data.images)
         order = torch.randperm(n, generator=self.shuffle).tolist()
         steps = math.ceil(n / config.batch_size)
-        total, pixels = 0.0, 0
+        total = torch.zeros((), dtype=torch.float64, device=self.device)
+        pixels = torch.zeros((), dtype=torch.int64, device=self.device)
         for step, start in enumerate(range(0, n, config.batch_size)):
             index = order[start : start + config.batch_size]
             if len(index) < 2:  # batch norm cannot train on one crop; it rejoins next epoch
@@ -347,17 +387,26 @@ class Trainer:
                 )
                 for i in index
             ]
-            x = normalize(torch.stack([c[0] for c in crops]))
-            y = torch.stack([c[1] for c in crops])
-            logits = self.net(x)
-            labelled = int((y != IGNORE).sum())
-            loss = F.cross_entropy(logits, y, ignore_index=IGNORE, reduction="sum")
-            self.optimizer.zero_grad(set_to_none=True)
-            torch.autograd.backward(loss / max(labelled, 1))
-            self.optimizer.step()
-            total += float(loss.detach())
+            loss, labelled = self.step(
+                torch.stack([c[0] for c in crops]), torch.stack([c[1] for c in crops])
+            )
+            total += loss.double()
             pixels += labelled
-        return total / max(pixels, 1)
+        return float(total) / max(int(pixels), 1)
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One update on crops (uint8-valued floats) and their masks: the summed loss
+        (detached) and the labelled pixels' count, both on the device."""
+        x = gpu.as_input(normalize(x))
+        with gpu.autocast(self.autocast):
+            logits = self.net(x)
+        labelled = (y != IGNORE).sum()
+        loss = F.cross_entropy(logits.float(), y, ignore_index=IGNORE, reduction="sum")
+        self.optimizer.zero_grad(set_to_none=True)
+        torch.autograd.backward(self.scaler.scale(loss / labelled.clamp(min=1)))
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return loss.detach(), labelled
 
     def evaluate(self, data: Scenes) -> Quality:
         """mIOU and pixel accuracy of whole images, predicted as the endpoint predicts them."""
