@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install sdk-venv demo test test-backends lint bench bench-hosting clean
+.PHONY: install sdk-venv demo test test-backends lint bench bench-hosting gpu-data clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,13 @@ bench: $(STAMP)
 # Creates benchmarks/.venv-anchors (FastAPI, mlflow) on first use; rewrites its RESULTS.md section.
 bench-hosting: $(STAMP)
 	$(BIN)/python benchmarks/bench_hosting.py
+
+# BlazingText's corpus and WS-353 from gensim's wheel, for benchmarks/h200.sh (the device has no
+# gensim and no network): benchmarks/.data-text, which the device run carries.
+gpu-data: $(STAMP)
+	$(BIN)/python -c "import sys; sys.path.insert(0, 'benchmarks'); import bench_blazingtext as b; \
+	  b.ensure_venv(); import shutil, pathlib; d = pathlib.Path('benchmarks/.data-text'); \
+	  d.mkdir(exist_ok=True); [shutil.copy(b.gensim_data() / n, d) for n in ('lee_background.cor', 'wordsim353.tsv')]"
 
 clean:
 	rm -rf $(VENV) $(SDK_VENV) build *.egg-info src/*.egg-info

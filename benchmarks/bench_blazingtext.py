@@ -277,8 +277,17 @@ def main() -> None:
         default=0,
         help="also compare mean_rho with gensim on the corpus this many times over",
     )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        help="a folder holding lee_background.cor and wordsim353.tsv (default: gensim's wheel, "
+        "from the anchors' venv); with --device cuda nothing else is needed",
+    )
     parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
     args = parser.parse_args()
+    if args.device == "cuda":
+        gpu_check(args)
+        return
     skipped = ensure_venv()
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
@@ -307,6 +316,87 @@ def main() -> None:
     print(verdict)
     if args.write:
         write_results(table, verdict, args, words)
+
+
+GPU_TITLE = "## BlazingText on a GPU (benchmarks/bench_blazingtext.py --device cuda)"
+GPU_WORDS_TARGET = 20e6
+
+
+def gpu_check(args: argparse.Namespace, where: str = "cuda") -> None:
+    """The GPU target: words/s of ours on the GPU, and mean_rho against ours on the CPU (the
+    compiled loop on every core where it is built) on the same corpus and seeds. No anchors:
+    the data comes from `--data` (or the anchors' gensim wheel). `where` other than cuda only
+    checks this code on a machine without a GPU."""
+    if where == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no GPU here")
+    if args.data is None and ensure_venv() is not None:
+        raise SystemExit("give --data (lee_background.cor and wordsim353.tsv): no anchors' venv")
+    data = args.data or gensim_data()
+    cores = os.cpu_count() or 1
+    gpu, cpu = torch.device(where), torch.device("cpu")
+    with tempfile.TemporaryDirectory() as name:
+        _, lines = prepare(data, Path(name), args.corpus_repeat)
+    words = sum(len(line) for line in lines)
+    pairs = data / "wordsim353.tsv"
+    rows: list[tuple[str, float, float, float]] = []  # mode, GPU words/s, GPU rho, CPU rho
+    for mode in ("cbow", "skipgram", "batch_skipgram"):
+        speeds, gpu_rhos, cpu_rhos = [], [], []
+        for seed in range(args.repeats):
+            seconds, vocab, vectors, _ = ours_word2vec(mode, lines, args.epochs, gpu, seed, 1)
+            speeds.append(words * args.epochs / seconds)
+            gpu_rhos.append(rho_of(vocab, vectors, pairs))
+            _, vocab, vectors, _ = ours_word2vec(mode, lines, args.epochs, cpu, seed, cores)
+            cpu_rhos.append(rho_of(vocab, vectors, pairs))
+            print(mode, seed, f"{speeds[-1]:,.0f} words/s", gpu_rhos[-1], cpu_rhos[-1], flush=True)
+        rows.append(
+            (mode, *(statistics.median(v) for v in (speeds, gpu_rhos, cpu_rhos)))  # type: ignore[arg-type]
+        )
+    table = "\n".join(
+        [
+            "| mode | GPU words/s | mean_rho GPU | mean_rho CPU | GPU - CPU |",
+            "|---|---:|---:|---:|---:|",
+            *(
+                f"| {mode} | {speed:,.0f} | {g:.3f} | {c:.3f} | {g - c:+.3f} |"
+                for mode, speed, g, c in rows
+            ),
+        ]
+    )
+    verdict = "\n".join(
+        f"- {mode}: {speed / 1e6:.1f}M words/s (target: 20M, {met(speed >= GPU_WORDS_TARGET)}); "
+        f"mean_rho {g:.3f} vs the CPU run's {c:.3f} ({g - c:+.3f}; target: within 0.02, "
+        f"{met(abs(g - c) <= 0.02)})."
+        for mode, speed, g, c in rows
+    )
+    print(table)
+    print(verdict)
+    if not args.write:
+        return
+    cpu_side = (
+        f"the compiled loop, {cores} Hogwild threads"
+        if native.KERNELS is not None
+        else f"PyTorch, {torch.get_num_threads()} intra-op threads (the compiled loop is not built)"
+    )
+    section = f"""{GPU_TITLE}
+
+```
+python benchmarks/bench_blazingtext.py --device cuda --repeats {args.repeats} \\
+    --epochs {args.epochs} --corpus-repeat {args.corpus_repeat} --data <folder> --write
+```
+
+- Date: {datetime.now(UTC).strftime("%a %b %d %H:%M UTC %Y")}
+- GPU: {torch.cuda.get_device_name(0) if where == "cuda" else where}; torch {torch.__version__}; the CPU run: {cpu_side}
+  ({platform.processor() or platform.machine()}).
+- Corpus: gensim's lee_background.cor {args.corpus_repeat}x ({words:,} words), {args.epochs}
+  epochs; dim {DIM}, window {WINDOW}, negative {NEGATIVE}, min_count {MIN_COUNT}, sample
+  {SAMPLE}, lr {LR}. words/s: corpus words x epochs / training seconds (the tables built
+  before the clock starts, the GPU synchronised at both ends). Medians of seeds
+  0..{args.repeats - 1}, the same seeds on both sides.
+
+{table}
+
+{verdict}
+"""
+    replace_section(GPU_TITLE, section)
 
 
 def supervised(

@@ -40,7 +40,7 @@ from opensage.algorithms.blazingtext.vectors import (
 
 torch = pytest.importorskip("torch")
 
-from opensage.algorithms.blazingtext import native  # noqa: E402
+from opensage.algorithms.blazingtext import native, word2vec  # noqa: E402
 from opensage.algorithms.blazingtext.classifier import (  # noqa: E402
     ClassifierSettings,
     ClassifierTrainer,
@@ -53,6 +53,9 @@ from opensage.algorithms.blazingtext.serve import ClassifierHandler  # noqa: E40
 from opensage.algorithms.blazingtext.word2vec import (  # noqa: E402
     Settings,
     Word2Vec,
+    _pairs,
+    _windows,
+    capped_add,
     encode_corpus,
 )
 
@@ -217,6 +220,53 @@ def _planted_rho(model: Word2Vec, pairs: list[str], tmp_path: Path) -> float:
     return float(report["spearmans_rho"])
 
 
+def _reference_windows(
+    tokens: list[int], lines: list[int], shrunk: list[int], window: int
+) -> list[tuple[int, list[int]]]:
+    """word2vec's loop: each position's context words within its shrunk window and its line,
+    nearest first (the earlier one first at equal distance)."""
+    found = []
+    for i, centre in enumerate(tokens):
+        context = []
+        for d in range(1, window + 1):
+            for j in (i - d, i + d):
+                if 0 <= j < len(tokens) and d <= shrunk[i] and lines[j] == lines[i]:
+                    context.append(tokens[j])
+        found.append((centre, context))
+    return found
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(1, 4).flatmap(
+        lambda window: st.tuples(
+            st.just(window),
+            st.lists(
+                st.tuples(st.integers(0, 9), st.integers(0, 2), st.integers(1, window)),
+                max_size=30,
+            ),
+            st.integers(1, 2 * window),
+        )
+    )
+)
+def test_examples_are_word2vecs_windows(case: tuple[int, list[tuple[int, int, int]], int]) -> None:
+    """The vectorised example makers (they run on the training device) give what word2vec's
+    per-position loop gives: skip-gram pairs, and CBOW / batch_skipgram windows cut to
+    `limit` nearest words."""
+    window, rows, limit = case
+    rows.sort(key=lambda row: row[1])  # a line's positions are contiguous
+    tokens, lines, shrunk = ([row[k] for row in rows] for k in range(3))
+    expected = _reference_windows(tokens, lines, shrunk, window)
+    as_tensors = [torch.tensor(column, dtype=torch.int64) for column in (tokens, lines, shrunk)]
+    centre, context = _pairs(*as_tensors, window)
+    want = Counter((c, w) for c, words in expected for w in words)
+    assert Counter(zip(centre.tolist(), context.tolist(), strict=True)) == want
+    centres, contexts = _windows(*as_tensors, window, limit)
+    rows = zip(centres.tolist(), contexts.tolist(), strict=True)
+    got = [(c, [w for w in row if w >= 0]) for c, row in rows]
+    assert got == [(c, words[:limit]) for c, words in expected if words]
+
+
 def test_word2vec_is_deterministic_on_the_cpu() -> None:
     corpus, _ = cluster_corpus(40, clusters=3, size=4, seed=3)
     lines = [line.split() for line in corpus]
@@ -233,6 +283,35 @@ def test_word2vec_puts_planted_clusters_together(mode: str, compiled: bool, tmp_
     lines = [line.split() for line in corpus]
     model = _w2v(mode, lines, compiled, epochs=5, subwords=mode == "skipgram", buckets=5000)
     assert _planted_rho(model, pairs, tmp_path) > 0.6
+
+
+@pytest.mark.parametrize("mode", ["skipgram", "cbow", "batch_skipgram"])
+def test_a_gpu_sized_batch_stays_bounded_and_learns(mode: str, tmp_path: Path) -> None:
+    """The PyTorch path at a GPU's batch (32k examples per step, here on the CPU): each of this
+    small vocabulary's words gets thousands of updates per step, which summed as they are (no
+    cap) blow the vectors up to ~1e19; capped (`capped_add`) they stay small and learn."""
+    corpus, pairs = cluster_corpus(3000, clusters=4, size=6, seed=4)
+    lines = [line.split() for line in corpus]
+    model = _w2v(mode, lines, compiled=False, batch=1 << 15)
+    assert np.abs(model.word_vectors()).max() < 10
+    assert _planted_rho(model, pairs, tmp_path) > 0.6
+
+
+def test_capped_add_sums_up_to_the_cap_then_takes_the_mean() -> None:
+    weight = torch.zeros(3, 2)
+    rows = torch.tensor([0, 1, 1, 2, 2, 2])
+    updates = torch.tensor([[1.0, 0], [1, 0], [3, 0], [0, 1], [0, 2], [0, 9]])
+    present = torch.tensor([True, True, True, True, True, False])  # the last one is padding
+    original = word2vec.ROW_UPDATE_CAP
+    try:
+        word2vec.ROW_UPDATE_CAP = 1
+        capped_add(weight, rows, updates, present)
+    finally:
+        word2vec.ROW_UPDATE_CAP = original
+    # row 0: one update, as it is; rows 1 and 2: two updates each, so their mean
+    np.testing.assert_allclose(weight.numpy(), [[1, 0], [2, 0], [0, 1.5]])
+    capped_add(weight, rows, updates)  # well under the cap: the plain sum
+    np.testing.assert_allclose(weight.numpy(), [[2, 0], [6, 0], [0, 13.5]])
 
 
 needs_kernels = pytest.mark.skipif(

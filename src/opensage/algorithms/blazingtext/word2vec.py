@@ -12,13 +12,15 @@ path averages each word's mean.
 
 The PyTorch path: each epoch subsamples the corpus (word2vec's formula), draws every position's
 shrunk window (1..window_size, word2vec's random shrink) and turns a chunk of the corpus into
-training examples at once, shuffled within the chunk: (centre, context) pairs for skip-gram,
-(centre, its context words) for CBOW, (centre, its context words) sharing one negative set for
-batch_skipgram. Examples go through in mini-batches: gathered embeddings, batched dot products
-against the positive and `negative_samples` negatives drawn from the unigram^0.75 table,
-hand-written gradients of the logistic loss and sparse updates with `index_add_` (the sum of the
-batch's per-example SGD steps, as Hogwild threads would apply them), at fastText's linearly
-decaying learning rate. A window never crosses a line.
+training examples at once, shuffled within the chunk, all on the training device (on a GPU
+nothing goes through the host): (centre, context) pairs for skip-gram, (centre, its context
+words) for CBOW, (centre, its context words) sharing one negative set for batch_skipgram.
+Examples go through in mini-batches: gathered embeddings, batched dot products against the
+positive and `negative_samples` negatives drawn from the unigram^0.75 table, hand-written
+gradients of the logistic loss and sparse updates with `index_add_` (the batch's per-example SGD
+steps summed, as Hogwild threads would apply them, but at most `ROW_UPDATE_CAP` of them per row
+and step: see `capped_add`), at fastText's linearly decaying learning rate. A window never
+crosses a line.
 
 - skipgram: the centre word's vector predicts each context word (fastText's orientation);
 - cbow: the mean of the context words' vectors predicts the centre word; the error goes back
@@ -53,9 +55,9 @@ from opensage.algorithms.blazingtext.text import (
     unigram_table,
 )
 
-CHUNK_TOKENS: Final = 1 << 17
-"""Corpus positions turned into examples at once (bounded memory whatever the corpus)."""
 TABLE_SIZE: Final = 1 << 22
+ROW_UPDATE_CAP: Final = 64
+"""The PyTorch path's most updates' worth per row and mini-batch step (`capped_add`)."""
 MIN_LR_FRACTION: Final = 1e-4
 NATIVE_MODES: Final = {"cbow": 0, "skipgram": 1, "batch_skipgram": 2}
 """The compiled loop's mode numbers (`_fasttext.c`)."""
@@ -79,6 +81,12 @@ def configure_threads(work: int) -> None:
         wanted = 1 + work // WORK_PER_THREAD
         torch.set_num_threads(max(1, min(os.cpu_count() or 1, wanted)))
     torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def chunk_tokens(where: torch.device) -> int:
+    """Corpus positions turned into examples at once: bounded memory whatever the corpus, and
+    on a GPU enough that making them is a few large kernels rather than many small ones."""
+    return 1 << 22 if where.type == "cuda" else 1 << 17
 
 
 def default_batch(mode: str, where: torch.device) -> int:
@@ -170,15 +178,49 @@ class InputTable:
         vectors = self.weight[rows.clamp(min=0)] * mask.unsqueeze(-1)
         return vectors.sum(-2) / mask.sum(-1, keepdim=True)
 
-    def scatter(self, ids: torch.Tensor, grads: torch.Tensor) -> None:
+    def scatter(
+        self, ids: torch.Tensor, grads: torch.Tensor, present: torch.Tensor | None = None
+    ) -> None:
+        """Add `grads` to the rows of `ids` where `present` (padding elsewhere: no boolean
+        indexing, which would make a GPU wait for the host at every step)."""
+        flat = grads.reshape(-1, grads.shape[-1])
+        live = None if present is None else present.reshape(-1)
         if self.rows is None:
-            self.weight.index_add_(0, ids.reshape(-1), grads.reshape(-1, grads.shape[-1]))
+            capped_add(self.weight, ids.reshape(-1), flat, live)
             return
         rows = self.rows[ids.reshape(-1)]
-        mask = rows >= 0
-        flat = grads.reshape(-1, grads.shape[-1])
+        mask = rows >= 0 if live is None else (rows >= 0) & live.unsqueeze(1)
         expanded = flat.unsqueeze(1).expand(-1, rows.shape[1], -1)
-        self.weight.index_add_(0, rows[mask], expanded[mask])
+        capped_add(
+            self.weight,
+            rows.clamp(min=0).reshape(-1),
+            expanded.reshape(flat.shape[0] * rows.shape[1], -1),
+            mask.reshape(-1),
+        )
+
+
+def capped_add(
+    weight: torch.Tensor,
+    rows: torch.Tensor,
+    updates: torch.Tensor,
+    carries: torch.Tensor | None = None,
+) -> None:
+    """Add each example's SGD update to its row, at most `ROW_UPDATE_CAP` updates' worth per row
+    and step: a row that more examples update gets the mean of their updates times the cap.
+
+    Sequential SGD applies a frequent word's many updates one after another, each seeing the
+    last, so its sigmoid saturates and the updates shrink; summed in one mini-batch step they
+    all use the old vectors and overshoot. At a GPU's batches (32k-131k examples, where a
+    frequent negative gets thousands of updates per step) the plain sum diverged to NaN on the
+    lee corpus, and a cap of 16 left skip-gram's WS-353 rho 0.1 below the CPU loop's; 64 matched
+    it (measured on the CPU at the GPU's batch sizes). `carries`: how many examples' updates
+    each entry is the sum of (one by default; zero for padding, which then adds nothing)."""
+    if carries is None:
+        carries = torch.ones_like(rows, dtype=updates.dtype)
+    carries = carries.to(updates.dtype)
+    counts = weight.new_zeros(weight.shape[0]).index_add_(0, rows, carries)[rows]
+    scale = (ROW_UPDATE_CAP / counts.clamp(min=1.0)).clamp(max=1.0) * (carries > 0)
+    weight.index_add_(0, rows, updates * scale.unsqueeze(-1))
 
 
 class Word2Vec:
@@ -191,7 +233,8 @@ class Word2Vec:
         self.vocab = vocab
         self.device = where or device()
         self.generator = torch.Generator(device="cpu").manual_seed(settings.seed)
-        self.rng = np.random.default_rng(settings.seed)
+        self.random = torch.Generator(device=self.device).manual_seed(settings.seed)
+        """The examples' and negatives' random stream, on the training device."""
         self.subwords = (
             Subwords.build(vocab.words, settings.min_char, settings.max_char, settings.buckets)
             if settings.subwords
@@ -210,7 +253,9 @@ class Word2Vec:
         cdf = unigram_table(vocab.counts)
         table = np.searchsorted(cdf, (np.arange(TABLE_SIZE) + 0.5) / TABLE_SIZE)
         self.table = torch.from_numpy(np.minimum(table, len(vocab) - 1)).to(self.device)
-        self.keep = keep_probabilities(vocab.counts, settings.threshold)
+        self.keep = torch.from_numpy(keep_probabilities(vocab.counts, settings.threshold)).to(
+            self.device
+        )
         self.batch = settings.batch or default_batch(settings.mode, self.device)
         if settings.mode == "batch_skipgram":  # `batch` counts pairs; a window holds several
             self.batch = max(1, self.batch // min(settings.batch_size, 2 * settings.window))
@@ -236,15 +281,20 @@ class Word2Vec:
             self._train_native(corpus, info)
             return
         total = max(corpus.size * self.s.epochs, 1)
+        ids = torch.from_numpy(corpus.ids).to(self.device)
+        line_of = torch.from_numpy(corpus.line_of).to(self.device)
+        chunk = chunk_tokens(self.device)
         done = 0
         for epoch in range(self.s.epochs):
             started = time.perf_counter()
-            for start in range(0, corpus.size, CHUNK_TOKENS):
-                stop = min(start + CHUNK_TOKENS, corpus.size)
-                examples = self._examples(corpus.ids[start:stop], corpus.line_of[start:stop])
+            for start in range(0, corpus.size, chunk):
+                stop = min(start + chunk, corpus.size)
+                examples = self._examples(ids[start:stop], line_of[start:stop])
                 self._run(examples, done, stop - start, total)
                 done += stop - start
             if info is not None:
+                if self.device.type == "cuda":
+                    torch.cuda.synchronize(self.device)
                 seconds = time.perf_counter() - started
                 info(
                     f"Epoch {epoch + 1}/{self.s.epochs}: {corpus.size} words in {seconds:.2f} s "
@@ -268,7 +318,7 @@ class Word2Vec:
                 subword_offsets=offsets,
                 corpus=corpus.ids.astype(np.int32),
                 line_starts=native.line_starts(corpus.line_of),
-                keep=self.keep.astype(np.float32),
+                keep=self.keep.numpy().astype(np.float32),
                 table=self.table.numpy().astype(np.int32),
                 counter=counter,
                 mode=NATIVE_MODES[self.s.mode],
@@ -294,24 +344,27 @@ class Word2Vec:
             part = slice(step * self.batch, (step + 1) * self.batch)
             self.mode_step({key: value[part] for key, value in examples.items()}, lr)
 
-    def _examples(self, ids: IntArray, line_of: IntArray) -> dict[str, torch.Tensor]:
-        kept = self.rng.random(len(ids)) < self.keep[ids]
+    def _examples(self, ids: torch.Tensor, line_of: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One chunk's training examples, made where the model trains (no host round trip on
+        a GPU): subsampled, windows shrunk, shuffled."""
+        draw = self.random
+        kept = torch.rand(len(ids), generator=draw, device=self.device) < self.keep[ids]
         tokens, lines = ids[kept], line_of[kept]
-        shrunk = self.rng.integers(1, self.s.window + 1, size=len(tokens))
+        shrunk = torch.randint(
+            1, self.s.window + 1, (len(tokens),), generator=draw, device=self.device
+        )
         if self.s.mode == "skipgram":
             centre, context = _pairs(tokens, lines, shrunk, self.s.window)
-            order = self.rng.permutation(len(centre))
-            found = {"centre": centre[order], "context": context[order]}
-        else:
-            limit = self.s.batch_size if self.s.mode == "batch_skipgram" else 2 * self.s.window
-            centre, contexts = _windows(tokens, lines, shrunk, self.s.window, limit)
-            order = self.rng.permutation(len(centre))
-            found = {"centre": centre[order], "contexts": contexts[order]}
-        return {key: torch.from_numpy(value).to(self.device) for key, value in found.items()}
+            order = torch.randperm(len(centre), generator=draw, device=self.device)
+            return {"centre": centre[order], "context": context[order]}
+        limit = self.s.batch_size if self.s.mode == "batch_skipgram" else 2 * self.s.window
+        centre, contexts = _windows(tokens, lines, shrunk, self.s.window, limit)
+        order = torch.randperm(len(centre), generator=draw, device=self.device)
+        return {"centre": centre[order], "contexts": contexts[order]}
 
     def _negatives(self, shape: tuple[int, ...]) -> torch.Tensor:
-        draw = torch.randint(len(self.table), shape, generator=self.generator)
-        return self.table[draw.to(self.device)]
+        draw = torch.randint(len(self.table), shape, generator=self.random, device=self.device)
+        return self.table[draw]
 
     # --- the three kinds of step ---------------------------------------------------------------
 
@@ -336,8 +389,10 @@ class Word2Vec:
         scores = torch.bmm(v, u.unsqueeze(-1)).squeeze(-1)
         g = (labels - torch.sigmoid(scores)) * live * lr
         grad_u = torch.bmm(g.unsqueeze(1), v).squeeze(1)
-        self.output.index_add_(
-            0, targets.reshape(-1), (g.unsqueeze(-1) * u.unsqueeze(1)).reshape(-1, u.shape[1])
+        capped_add(
+            self.output,
+            targets.reshape(-1),
+            (g.unsqueeze(-1) * u.unsqueeze(1)).reshape(-1, u.shape[1]),
         )
         self.input.scatter(centre, grad_u)
 
@@ -352,11 +407,13 @@ class Word2Vec:
         scores = torch.bmm(v, h.unsqueeze(-1)).squeeze(-1)
         g = (labels - torch.sigmoid(scores)) * live * lr
         grad_h = torch.bmm(g.unsqueeze(1), v).squeeze(1)
-        self.output.index_add_(
-            0, targets.reshape(-1), (g.unsqueeze(-1) * h.unsqueeze(1)).reshape(-1, h.shape[1])
-        )
         grads = grad_h.unsqueeze(1).expand(-1, contexts.shape[1], -1)
-        self.input.scatter(safe[mask], grads[mask])
+        capped_add(
+            self.output,
+            targets.reshape(-1),
+            (g.unsqueeze(-1) * h.unsqueeze(1)).reshape(-1, h.shape[1]),
+        )
+        self.input.scatter(safe, grads, mask)
 
     def _shared_step(self, batch: dict[str, torch.Tensor], lr: float) -> None:
         centre, contexts = batch["centre"], batch["contexts"]
@@ -370,8 +427,11 @@ class Word2Vec:
         g = g * mask.unsqueeze(-1) * lr
         grad_m = torch.bmm(g, o)  # B x C x D
         grad_o = torch.bmm(g.transpose(1, 2), m)  # B x (1+K) x D
-        self.output.index_add_(0, targets.reshape(-1), grad_o.reshape(-1, o.shape[2]))
-        self.input.scatter(safe[mask], grad_m[mask])
+        pairs = mask.sum(1, keepdim=True).expand(-1, targets.shape[1])  # each entry sums a window
+        capped_add(
+            self.output, targets.reshape(-1), grad_o.reshape(-1, o.shape[2]), pairs.reshape(-1)
+        )
+        self.input.scatter(safe, grad_m, mask)
 
     # --- results -------------------------------------------------------------------------------
 
@@ -396,55 +456,42 @@ class Word2Vec:
 
 
 def _pairs(
-    tokens: IntArray, lines: IntArray, shrunk: IntArray, window: int
-) -> tuple[IntArray, IntArray]:
+    tokens: torch.Tensor, lines: torch.Tensor, shrunk: torch.Tensor, window: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Skip-gram (centre, context) pairs: every context within the centre's shrunk window, in
     the centre's line."""
-    centres: list[IntArray] = []
-    contexts: list[IntArray] = []
-    for d in range(1, window + 1):
-        if d >= len(tokens):
-            break
+    centres: list[torch.Tensor] = [tokens[:0]]
+    contexts: list[torch.Tensor] = [tokens[:0]]
+    for d in range(1, min(window + 1, len(tokens))):
         same = lines[:-d] == lines[d:]
         right = same & (shrunk[:-d] >= d)  # centre i, context i + d
         left = same & (shrunk[d:] >= d)  # centre i + d, context i
         centres += [tokens[:-d][right], tokens[d:][left]]
         contexts += [tokens[d:][right], tokens[:-d][left]]
-    if not centres:
-        return np.empty(0, np.int64), np.empty(0, np.int64)
-    return np.concatenate(centres), np.concatenate(contexts)
+    return torch.cat(centres), torch.cat(contexts)
 
 
 def _windows(
-    tokens: IntArray, lines: IntArray, shrunk: IntArray, window: int, limit: int
-) -> tuple[IntArray, IntArray]:
+    tokens: torch.Tensor, lines: torch.Tensor, shrunk: torch.Tensor, window: int, limit: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Each position with at least one context word: the centre and its context words (within
     its shrunk window and line, nearest first, at most `limit`), padded with -1."""
     n = len(tokens)
-    columns: list[IntArray] = []
-    for d in range(1, window + 1):
-        for sign in (-1, 1):
-            found = np.full(n, -1, dtype=np.int64)
-            if d < n:
-                if sign < 0:
-                    ok = (lines[d:] == lines[:-d]) & (shrunk[d:] >= d)
-                    found[d:][ok] = tokens[:-d][ok]
-                else:
-                    ok = (lines[:-d] == lines[d:]) & (shrunk[:-d] >= d)
-                    found[:-d][ok] = tokens[d:][ok]
-            columns.append(found)
-    contexts = np.stack(columns, axis=1) if columns else np.full((n, 1), -1, np.int64)
-    if limit < contexts.shape[1]:
-        # nearest first: columns are ordered by distance, so keep the first `limit` present
+    contexts = torch.full((n, 2 * window), -1, dtype=tokens.dtype, device=tokens.device)
+    for d in range(1, min(window + 1, n)):
+        before = (lines[d:] == lines[:-d]) & (shrunk[d:] >= d)  # centre i + d, context i
+        after = (lines[:-d] == lines[d:]) & (shrunk[:-d] >= d)  # centre i, context i + d
+        contexts[d:, 2 * d - 2] = torch.where(before, tokens[:-d], -1)
+        contexts[:-d, 2 * d - 1] = torch.where(after, tokens[d:], -1)
+    if limit < contexts.shape[1]:  # columns go by distance: keep the first `limit` present
         present = contexts >= 0
-        rank = np.cumsum(present, axis=1)
-        contexts = np.where(present & (rank <= limit), contexts, -1)
-        contexts = _compact(contexts, limit)
-    has = (contexts >= 0).any(axis=1)
+        keep = present & (present.cumsum(dim=1) <= limit)
+        contexts = _compact(torch.where(keep, contexts, -1), limit)
+    has = (contexts >= 0).any(dim=1)
     return tokens[has], contexts[has]
 
 
-def _compact(contexts: IntArray, width: int) -> IntArray:
+def _compact(contexts: torch.Tensor, width: int) -> torch.Tensor:
     """Move each row's present entries (>= 0) to the front, keeping their order; cut to width."""
-    order = np.argsort(contexts < 0, axis=1, kind="stable")
-    return np.take_along_axis(contexts, order, axis=1)[:, :width]
+    order = torch.sort((contexts < 0).to(torch.uint8), dim=1, stable=True).indices
+    return contexts.gather(1, order)[:, :width]
