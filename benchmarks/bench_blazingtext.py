@@ -376,6 +376,7 @@ def gpu_check(args: argparse.Namespace, where: str = "cuda") -> None:
         if native.KERNELS is not None
         else f"PyTorch, {torch.get_num_threads()} intra-op threads (the compiled loop is not built)"
     )
+    gpu_name = torch.cuda.get_device_name(0) if where == "cuda" else where
     section = f"""{GPU_TITLE}
 
 ```
@@ -384,7 +385,7 @@ python benchmarks/bench_blazingtext.py --device cuda --repeats {args.repeats} \\
 ```
 
 - Date: {datetime.now(UTC).strftime("%a %b %d %H:%M UTC %Y")}
-- GPU: {torch.cuda.get_device_name(0) if where == "cuda" else where}; torch {torch.__version__}; the CPU run: {cpu_side}
+- GPU: {gpu_name}; torch {torch.__version__}; the CPU run: {cpu_side}
   ({platform.processor() or platform.machine()}).
 - Corpus: gensim's lee_background.cor {args.corpus_repeat}x ({words:,} words), {args.epochs}
   epochs; dim {DIM}, window {WINDOW}, negative {NEGATIVE}, min_count {MIN_COUNT}, sample

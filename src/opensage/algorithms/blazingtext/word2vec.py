@@ -76,11 +76,13 @@ a CBOW step of 2e7 multiply-adds ran 20 times slower on two busy cores than on o
 
 def configure_threads(work: int) -> None:
     """torch's intra-op threads sized to `work` (multiply-adds of one step), at most the cores;
-    deterministic CPU maths; an explicit OMP_NUM_THREADS wins."""
+    an explicit OMP_NUM_THREADS wins. Deterministic maths on the CPU only: on a GPU it would
+    swap `index_add_`'s atomic adds for a sort-based deterministic path, and GPU training is
+    not promised to repeat bit for bit."""
     if not os.environ.get("OMP_NUM_THREADS"):
         wanted = 1 + work // WORK_PER_THREAD
         torch.set_num_threads(max(1, min(os.cpu_count() or 1, wanted)))
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.use_deterministic_algorithms(device().type == "cpu", warn_only=True)
 
 
 def chunk_tokens(where: torch.device) -> int:
