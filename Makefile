@@ -36,10 +36,8 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-# On every core (pytest-xdist; its tests mostly wait on processes and servers), with a short
-# temporary root: a model server's Unix socket path, under a test's OPENSAGE_HOME, must stay
-# within 100 characters. Two runs by one user at the same time would share that root.
-PYTEST := $(BIN)/pytest -q -n auto --dist worksteal --basetemp=/tmp/opensage-tests-$(shell id -u)
+# On every core (pytest-xdist; its tests mostly wait on processes and servers).
+PYTEST := $(BIN)/pytest -q -n auto --dist worksteal
 
 test: lint $(SDK_STAMP)
 	$(PYTEST)

@@ -5,16 +5,28 @@ from __future__ import annotations
 import json
 import os
 import signal
+import tempfile
 import threading
 import time
 import urllib.request
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, WaiterError
 
-from tests.integration.conftest import ROLE, XGBOOST_IMAGE, Clients, wait_for
+from opensage.app import EmbeddedServer
+from tests.integration.conftest import (
+    ROLE,
+    RUNTIMES,
+    XGBOOST_IMAGE,
+    Clients,
+    has_bwrap,
+    make_clients,
+    settings_for,
+    wait_for,
+)
 from tests.integration.hosting import (
     ROW,
     delete,
@@ -536,3 +548,37 @@ def test_custom_attributes_and_direct_invocation(server: Clients) -> None:
         invoke(server, "direct", b"hi", ContentType="text/plain", TargetContainerHostname="nope")
     assert "is not a container of the model" in error_of(exc)[1]
     delete(server, "direct")
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_a_deep_home_serves_through_a_short_socket_alias(
+    runtime: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """An OPENSAGE_HOME too deep for a Unix socket address (108 bytes) still serves: the model
+    server's socket is reached through a short link in the temporary directory, which goes
+    when the instance does."""
+    if runtime == "sandbox" and not has_bwrap:
+        pytest.skip("bubblewrap is not installed")
+    home = tmp_path_factory.mktemp("deep") / ("d" * 60) / ("e" * 60)
+    home.mkdir(parents=True)
+    embedded = EmbeddedServer(settings_for(home, runtime)).start()
+    try:
+        clients = make_clients(embedded.endpoint_url, runtime, home)
+        clients.s3.create_bucket(Bucket="data")
+        xgboost_model(clients, "deep-model")
+        deploy(clients, "deep", [variant("deep-model")])
+        (instance,) = instance_dirs(home)
+        assert len(str(instance / "c0" / "serving.sock")) > 108
+        high, low = scores(invoke(clients, "deep"))
+        assert high > 0.5 > low
+        aliases = [
+            link
+            for link in (Path(tempfile.gettempdir()) / f"opensage-{os.getuid()}").iterdir()
+            if link.is_symlink() and link.resolve() == (instance / "c0").resolve()
+        ]
+        assert len(aliases) == 1
+        delete(clients, "deep")
+        wait_no_model_servers(home)
+        assert not aliases[0].exists()  # dangling once the instance is gone; cleared next time
+    finally:
+        embedded.stop()

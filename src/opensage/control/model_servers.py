@@ -8,6 +8,7 @@ them as its `/opt/ml/model`, and the runtime runs the image's serving program un
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import signal
@@ -61,12 +62,8 @@ def start_model_server(
     and the host path of its socket. `extra_env` goes over the container's own environment (a
     transform job's Environment and batch variables)."""
     link_tree(model_dir, ml / "model")
+    ml = socket_folder(ml)
     host_socket = ml / "serving.sock"
-    if len(str(host_socket)) > _MAX_SOCKET_PATH:
-        raise LaunchError(
-            f"The model server's socket path {host_socket} is too long (at most "
-            f"{_MAX_SOCKET_PATH} characters); set OPENSAGE_HOME to a shorter path."
-        )
     spec = ContainerSpec(job_dir=ml, run_dir=run_dir, command=[])
     base = runtime.container_base(spec)
     own = {**(container.get("Environment") or {}), **(extra_env or {})}
@@ -118,6 +115,35 @@ def start_model_server(
         network_isolation=network_isolation,
     )
     return start(runtime, spec, tethered=True), host_socket
+
+
+def socket_folder(ml: Path) -> Path:
+    """`ml`, or where its socket path would not fit in a Unix socket address (108 bytes on
+    Linux, so an OPENSAGE_HOME deeper than about 60 characters), a short alias of it: a symbolic
+    link in this user's folder of the temporary directory, named by a hash of `ml`. The server
+    binds and the clients connect through the alias (a socket path is resolved like any other),
+    so the instance's files stay under OPENSAGE_HOME; aliases left dangling by removed
+    instances are cleared here."""
+    if len(str(ml / "serving.sock")) <= _MAX_SOCKET_PATH:
+        return ml
+    aliases = Path(tempfile.gettempdir()) / f"opensage-{os.getuid()}"
+    aliases.mkdir(mode=0o700, exist_ok=True)
+    if aliases.is_symlink() or aliases.stat().st_uid != os.getuid():
+        raise LaunchError(f"{aliases} belongs to another user; cannot make a socket alias there.")
+    for old in aliases.iterdir():
+        if old.is_symlink() and not old.exists():
+            old.unlink(missing_ok=True)
+    alias = aliases / hashlib.sha256(str(ml).encode()).hexdigest()[:16]
+    if len(str(alias / "serving.sock")) > _MAX_SOCKET_PATH:
+        raise LaunchError(
+            f"The model server's socket path {ml / 'serving.sock'} is too long and so is the "
+            f"temporary directory {aliases}; set OPENSAGE_HOME or TMPDIR to a shorter path."
+        )
+    if alias.is_symlink() and os.readlink(alias) != str(ml):
+        alias.unlink()
+    if not alias.is_symlink():
+        alias.symlink_to(ml, target_is_directory=True)
+    return alias
 
 
 def stage_model(storage: ObjectStorage, container: dict[str, Any], folder: Path) -> None:
