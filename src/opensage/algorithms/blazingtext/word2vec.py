@@ -18,9 +18,9 @@ words) for CBOW, (centre, its context words) sharing one negative set for batch_
 Examples go through in mini-batches: gathered embeddings, batched dot products against the
 positive and `negative_samples` negatives drawn from the unigram^0.75 table, hand-written
 gradients of the logistic loss and sparse updates with `index_add_` (the batch's per-example SGD
-steps summed, as Hogwild threads would apply them, but at most `ROW_UPDATE_CAP` of them per row
-and step: see `capped_add`), at fastText's linearly decaying learning rate. A window never
-crosses a line.
+steps summed, as Hogwild threads would apply them, but at most `ROW_STEP` / lr of them per row
+and step: see `capped_add`), at fastText's linearly decaying learning rate, in at least
+`MIN_STEPS_PER_EPOCH` steps an epoch. A window never crosses a line.
 
 - skipgram: the centre word's vector predicts each context word (fastText's orientation);
 - cbow: the mean of the context words' vectors predicts the centre word; the error goes back
@@ -56,8 +56,15 @@ from opensage.algorithms.blazingtext.text import (
 )
 
 TABLE_SIZE: Final = 1 << 22
-ROW_UPDATE_CAP: Final = 64
-"""The PyTorch path's most updates' worth per row and mini-batch step (`capped_add`)."""
+ROW_STEP: Final = 1.0
+"""The PyTorch path's most updates' worth per row and mini-batch step is this over the step's
+learning rate (`capped_add`): a capped row then moves by at most about one of the vectors that
+update it, whatever the learning rate."""
+MIN_STEPS_PER_EPOCH: Final = 100
+"""The PyTorch path's fewest mini-batch steps per epoch, whatever `batch`: a small corpus in a
+GPU's large batches would get a handful of steps an epoch, each capped (`capped_add`), and its
+frequent words would barely train (skip-gram on the lee corpus x5 at 131k pairs a step, 10
+steps an epoch: WS-353 rho 0.06 below the compiled CPU loop's, median of 3 seeds)."""
 MIN_LR_FRACTION: Final = 1e-4
 NATIVE_MODES: Final = {"cbow": 0, "skipgram": 1, "batch_skipgram": 2}
 """The compiled loop's mode numbers (`_fasttext.c`)."""
@@ -181,14 +188,18 @@ class InputTable:
         return vectors.sum(-2) / mask.sum(-1, keepdim=True)
 
     def scatter(
-        self, ids: torch.Tensor, grads: torch.Tensor, present: torch.Tensor | None = None
+        self,
+        ids: torch.Tensor,
+        grads: torch.Tensor,
+        cap: float,
+        present: torch.Tensor | None = None,
     ) -> None:
         """Add `grads` to the rows of `ids` where `present` (padding elsewhere: no boolean
         indexing, which would make a GPU wait for the host at every step)."""
         flat = grads.reshape(-1, grads.shape[-1])
         live = None if present is None else present.reshape(-1)
         if self.rows is None:
-            capped_add(self.weight, ids.reshape(-1), flat, live)
+            capped_add(self.weight, ids.reshape(-1), flat, cap, live)
             return
         rows = self.rows[ids.reshape(-1)]
         mask = rows >= 0 if live is None else (rows >= 0) & live.unsqueeze(1)
@@ -197,6 +208,7 @@ class InputTable:
             self.weight,
             rows.clamp(min=0).reshape(-1),
             expanded.reshape(flat.shape[0] * rows.shape[1], -1),
+            cap,
             mask.reshape(-1),
         )
 
@@ -205,23 +217,24 @@ def capped_add(
     weight: torch.Tensor,
     rows: torch.Tensor,
     updates: torch.Tensor,
+    cap: float,
     carries: torch.Tensor | None = None,
 ) -> None:
-    """Add each example's SGD update to its row, at most `ROW_UPDATE_CAP` updates' worth per row
-    and step: a row that more examples update gets the mean of their updates times the cap.
+    """Add each example's SGD update to its row, at most `cap` updates' worth per row: a row
+    that more examples update gets the mean of their updates times `cap`.
 
     Sequential SGD applies a frequent word's many updates one after another, each seeing the
     last, so its sigmoid saturates and the updates shrink; summed in one mini-batch step they
     all use the old vectors and overshoot. At a GPU's batches (32k-131k examples, where a
     frequent negative gets thousands of updates per step) the plain sum diverged to NaN on the
-    lee corpus, and a cap of 16 left skip-gram's WS-353 rho 0.1 below the CPU loop's; 64 matched
-    it (measured on the CPU at the GPU's batch sizes). `carries`: how many examples' updates
-    each entry is the sum of (one by default; zero for padding, which then adds nothing)."""
+    lee corpus, and a fixed cap of 64 still blew a small vocabulary up once the steps were many
+    (hence `ROW_STEP` / lr). `carries`: how many examples' updates each entry is the sum of
+    (one by default; zero for padding, which then adds nothing)."""
     if carries is None:
         carries = torch.ones_like(rows, dtype=updates.dtype)
     carries = carries.to(updates.dtype)
     counts = weight.new_zeros(weight.shape[0]).index_add_(0, rows, carries)[rows]
-    scale = (ROW_UPDATE_CAP / counts.clamp(min=1.0)).clamp(max=1.0) * (carries > 0)
+    scale = (cap / counts.clamp(min=1.0)).clamp(max=1.0) * (carries > 0)
     weight.index_add_(0, rows, updates * scale.unsqueeze(-1))
 
 
@@ -261,6 +274,8 @@ class Word2Vec:
         self.batch = settings.batch or default_batch(settings.mode, self.device)
         if settings.mode == "batch_skipgram":  # `batch` counts pairs; a window holds several
             self.batch = max(1, self.batch // min(settings.batch_size, 2 * settings.window))
+        self.cap = 1.0
+        """Updates' worth per row and step (`capped_add`), set from each step's learning rate."""
         self.native = self.device.type == "cpu" and native.KERNELS is not None
         """fastText's compiled loop trains (the CPU, when built), not the PyTorch steps."""
         self.mode_step: Callable[[dict[str, torch.Tensor], float], None] = {
@@ -292,7 +307,7 @@ class Word2Vec:
             for start in range(0, corpus.size, chunk):
                 stop = min(start + chunk, corpus.size)
                 examples = self._examples(ids[start:stop], line_of[start:stop])
-                self._run(examples, done, stop - start, total)
+                self._run(examples, done, stop - start, total, corpus.size)
                 done += stop - start
             if info is not None:
                 if self.device.type == "cuda":
@@ -335,15 +350,22 @@ class Word2Vec:
                 seed=self.s.seed,
             )
 
-    def _run(self, examples: dict[str, torch.Tensor], done: int, words: int, total: int) -> None:
+    def _run(
+        self, examples: dict[str, torch.Tensor], done: int, words: int, total: int, corpus: int
+    ) -> None:
+        """One chunk's examples in steps of at most `batch`, and at least `MIN_STEPS_PER_EPOCH`
+        steps per epoch (the chunk's share of them)."""
         count = len(next(iter(examples.values())))
         if count == 0:
             return
-        steps = math.ceil(count / self.batch)
+        least = math.ceil(MIN_STEPS_PER_EPOCH * words / corpus)
+        steps = min(count, max(math.ceil(count / self.batch), least))
+        size = math.ceil(count / steps)
         for step in range(steps):
             progress = (done + words * step / steps) / total
             lr = self.s.learning_rate * max(MIN_LR_FRACTION, 1.0 - progress)
-            part = slice(step * self.batch, (step + 1) * self.batch)
+            self.cap = max(1.0, ROW_STEP / lr)
+            part = slice(step * size, (step + 1) * size)
             self.mode_step({key: value[part] for key, value in examples.items()}, lr)
 
     def _examples(self, ids: torch.Tensor, line_of: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -395,8 +417,9 @@ class Word2Vec:
             self.output,
             targets.reshape(-1),
             (g.unsqueeze(-1) * u.unsqueeze(1)).reshape(-1, u.shape[1]),
+            self.cap,
         )
-        self.input.scatter(centre, grad_u)
+        self.input.scatter(centre, grad_u, self.cap)
 
     def _cbow_step(self, batch: dict[str, torch.Tensor], lr: float) -> None:
         centre, contexts = batch["centre"], batch["contexts"]
@@ -414,8 +437,9 @@ class Word2Vec:
             self.output,
             targets.reshape(-1),
             (g.unsqueeze(-1) * h.unsqueeze(1)).reshape(-1, h.shape[1]),
+            self.cap,
         )
-        self.input.scatter(safe, grads, mask)
+        self.input.scatter(safe, grads, self.cap, mask)
 
     def _shared_step(self, batch: dict[str, torch.Tensor], lr: float) -> None:
         centre, contexts = batch["centre"], batch["contexts"]
@@ -431,9 +455,13 @@ class Word2Vec:
         grad_o = torch.bmm(g.transpose(1, 2), m)  # B x (1+K) x D
         pairs = mask.sum(1, keepdim=True).expand(-1, targets.shape[1])  # each entry sums a window
         capped_add(
-            self.output, targets.reshape(-1), grad_o.reshape(-1, o.shape[2]), pairs.reshape(-1)
+            self.output,
+            targets.reshape(-1),
+            grad_o.reshape(-1, o.shape[2]),
+            self.cap,
+            pairs.reshape(-1),
         )
-        self.input.scatter(safe, grad_m, mask)
+        self.input.scatter(safe, grad_m, self.cap, mask)
 
     # --- results -------------------------------------------------------------------------------
 
