@@ -42,11 +42,13 @@ WORK_PER_THREAD: Final = 1 << 23
 
 def configure_threads(work: int = 0) -> None:
     """Deterministic CPU maths on threads sized to `work` (multiply-adds of one step), at most
-    the cores and 8; an explicit OMP_NUM_THREADS wins."""
+    the cores and 8; an explicit OMP_NUM_THREADS wins. Deterministic on the CPU only: on a GPU
+    it rules out the fastest kernels (cuDNN's convolution backward, atomic `index_add_`), and
+    GPU training is not promised to repeat bit for bit."""
     if not os.environ.get("OMP_NUM_THREADS"):
         wanted = 1 + work // WORK_PER_THREAD
         torch.set_num_threads(max(1, min(8, os.cpu_count() or 1, wanted)))
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.use_deterministic_algorithms(device().type == "cpu", warn_only=True)
 
 
 @dataclass(frozen=True)
