@@ -21,8 +21,9 @@ Configurations (the reference figures on an H200, bf16, channels-last, synthetic
 - ssd: `object_detection` SSD on VGG-16 (90 classes, 300²) against `ssd300_vgg16`, batch 64;
   ≈ 430 img/s.
 
-Contenders, interleaved repeat by repeat (same process, same cuDNN settings: autotuning on,
-deterministic algorithms off - what `opensage.algorithms.gpu.configure` sets for a training job):
+Contenders, interleaved repeat by repeat (same process, same cuDNN settings: autotuning on, as
+`opensage.algorithms.gpu.configure` sets for a training job; deterministic algorithms off, as a
+training job leaves them on a GPU):
 
 1. ours: the real `Trainer` of each algorithm with our network, its data path and loop:
    `Trainer.epoch` over decoded uint8 images held in memory as the job holds them (staged on the

@@ -45,13 +45,9 @@ def on_cuda(where: torch.device) -> bool:
 
 def configure(where: torch.device) -> None:
     """Process-wide settings for training fixed-shape batches on `where`: cuDNN tries the
-    convolution algorithms once per shape and keeps the fastest, deterministic or not.
-    `ntm.model.configure_threads` asks for deterministic algorithms, which is what makes a
-    seeded CPU run reproducible; on a GPU it would rule out the fastest convolution backward
-    kernels (and warn on every non-deterministic op), and GPU runs are not promised to repeat
-    bit for bit, so call this after it."""
+    convolution algorithms once per shape and keeps the fastest. (`ntm.model.configure_threads`
+    asks for deterministic algorithms on the CPU only, so nothing rules those out here.)"""
     if on_cuda(where):
-        torch.use_deterministic_algorithms(False)
         torch.backends.cudnn.benchmark = True
 
 
