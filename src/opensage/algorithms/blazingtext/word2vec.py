@@ -213,6 +213,11 @@ class InputTable:
         )
 
 
+def row_cap(lr: float) -> float:
+    """A step's most updates' worth per row at learning rate `lr` (`ROW_STEP`)."""
+    return max(1.0, ROW_STEP / lr)
+
+
 def capped_add(
     weight: torch.Tensor,
     rows: torch.Tensor,
@@ -274,8 +279,6 @@ class Word2Vec:
         self.batch = settings.batch or default_batch(settings.mode, self.device)
         if settings.mode == "batch_skipgram":  # `batch` counts pairs; a window holds several
             self.batch = max(1, self.batch // min(settings.batch_size, 2 * settings.window))
-        self.cap = 1.0
-        """Updates' worth per row and step (`capped_add`), set from each step's learning rate."""
         self.native = self.device.type == "cpu" and native.KERNELS is not None
         """fastText's compiled loop trains (the CPU, when built), not the PyTorch steps."""
         self.mode_step: Callable[[dict[str, torch.Tensor], float], None] = {
@@ -364,7 +367,6 @@ class Word2Vec:
         for step in range(steps):
             progress = (done + words * step / steps) / total
             lr = self.s.learning_rate * max(MIN_LR_FRACTION, 1.0 - progress)
-            self.cap = max(1.0, ROW_STEP / lr)
             part = slice(step * size, (step + 1) * size)
             self.mode_step({key: value[part] for key, value in examples.items()}, lr)
 
@@ -406,6 +408,7 @@ class Word2Vec:
         return targets, labels, live
 
     def _skipgram_step(self, batch: dict[str, torch.Tensor], lr: float) -> None:
+        cap = row_cap(lr)
         centre, context = batch["centre"], batch["context"]
         targets, labels, live = self._targets(context, len(centre))
         u = self.input.gather(centre)  # B x D
@@ -417,11 +420,12 @@ class Word2Vec:
             self.output,
             targets.reshape(-1),
             (g.unsqueeze(-1) * u.unsqueeze(1)).reshape(-1, u.shape[1]),
-            self.cap,
+            cap,
         )
-        self.input.scatter(centre, grad_u, self.cap)
+        self.input.scatter(centre, grad_u, cap)
 
     def _cbow_step(self, batch: dict[str, torch.Tensor], lr: float) -> None:
+        cap = row_cap(lr)
         centre, contexts = batch["centre"], batch["contexts"]
         mask = contexts >= 0
         safe = contexts.clamp(min=0)
@@ -437,11 +441,12 @@ class Word2Vec:
             self.output,
             targets.reshape(-1),
             (g.unsqueeze(-1) * h.unsqueeze(1)).reshape(-1, h.shape[1]),
-            self.cap,
+            cap,
         )
-        self.input.scatter(safe, grads, self.cap, mask)
+        self.input.scatter(safe, grads, cap, mask)
 
     def _shared_step(self, batch: dict[str, torch.Tensor], lr: float) -> None:
+        cap = row_cap(lr)
         centre, contexts = batch["centre"], batch["contexts"]
         mask = contexts >= 0
         safe = contexts.clamp(min=0)
@@ -458,10 +463,10 @@ class Word2Vec:
             self.output,
             targets.reshape(-1),
             grad_o.reshape(-1, o.shape[2]),
-            self.cap,
+            cap,
             pairs.reshape(-1),
         )
-        self.input.scatter(safe, grad_m, self.cap, mask)
+        self.input.scatter(safe, grad_m, cap, mask)
 
     # --- results -------------------------------------------------------------------------------
 
